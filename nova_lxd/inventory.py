@@ -1,0 +1,84 @@
+"""LXD member resources -> what Nova and Placement are told (pure)."""
+
+from oslo_serialization import jsonutils
+from oslo_utils import units
+from oslo_utils import versionutils
+
+import os_resource_classes as orc
+
+from nova.objects import fields
+
+HYPERVISOR_TYPE = fields.HVType.LXD
+
+
+def hypervisor_version(server_version):
+    """'5.0.2' -> 5000002, the integer form Nova stores."""
+    return versionutils.convert_version_to_int(server_version)
+
+
+def member_capacity(resources, pool_resources):
+    """Totals and usage of one member from ``GET /1.0/resources`` and
+    ``GET /1.0/storage-pools/<pool>/resources``."""
+    cpu, memory = resources['cpu'], resources['memory']
+    space = pool_resources['space']
+    return {
+        'vcpus': cpu['total'],
+        'memory_mb': memory['total'] // units.Mi,
+        'memory_mb_used': memory.get('used', 0) // units.Mi,
+        'disk_gb': space['total'] // units.Gi,
+        'disk_gb_used': space.get('used', 0) // units.Gi,
+        'arch': fields.Architecture.canonicalize(cpu['architecture']),
+    }
+
+
+def _cpu_info(resources, arch):
+    sockets = resources['cpu'].get('sockets') or [{}]
+    first = sockets[0]
+    cores = first.get('cores') or []
+    threads = max((len(c.get('threads') or []) for c in cores), default=1)
+    return jsonutils.dumps({
+        'arch': arch,
+        'vendor': first.get('vendor', ''),
+        'model': first.get('name', ''),
+        'topology': {'sockets': len(sockets), 'cores': len(cores),
+                     'threads': threads},
+        'features': [],
+    })
+
+
+def available_resource(nodename, node_uuid, resources, capacity, version):
+    """The dict ComputeDriver.get_available_resource returns."""
+    return {
+        'uuid': node_uuid,
+        'hypervisor_hostname': nodename,
+        'hypervisor_type': HYPERVISOR_TYPE,
+        'hypervisor_version': version,
+        'vcpus': capacity['vcpus'],
+        'memory_mb': capacity['memory_mb'],
+        'local_gb': capacity['disk_gb'],
+        'vcpus_used': 0,
+        'memory_mb_used': capacity['memory_mb_used'],
+        'local_gb_used': capacity['disk_gb_used'],
+        'disk_available_least': capacity['disk_gb'] - capacity['disk_gb_used'],
+        'cpu_info': _cpu_info(resources, capacity['arch']),
+        'numa_topology': None,
+        'supported_instances': [
+            (capacity['arch'], HYPERVISOR_TYPE, fields.VMMode.EXE)],
+    }
+
+
+def node_inventory(capacity, ratios, reserved):
+    """Placement inventory of a member's root provider.
+
+    ``ratios`` and ``reserved`` map resource class -> Nova's allocation
+    ratio and reserved amount for it.
+    """
+    totals = {orc.VCPU: capacity['vcpus'],
+              orc.MEMORY_MB: capacity['memory_mb'],
+              orc.DISK_GB: capacity['disk_gb']}
+    return {
+        rc: {'total': total, 'min_unit': 1, 'max_unit': total,
+             'step_size': 1, 'allocation_ratio': ratios[rc],
+             'reserved': reserved[rc]}
+        for rc, total in totals.items() if total > 0
+    }

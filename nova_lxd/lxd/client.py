@@ -1,0 +1,177 @@
+"""The connection to one LXD server or cluster.
+
+Every LXD request of the driver goes through ``LXD``; nothing else in
+nova_lxd imports pylxd.
+"""
+
+import os
+
+from pylxd import client as pylxd_client
+from pylxd import exceptions as pylxd_exc
+import requests
+
+from nova_lxd.lxd import errors
+from nova_lxd.lxd import tls
+
+LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
+                 '/var/lib/lxd/unix.socket')
+
+
+def _local_socket(endpoint):
+    if endpoint:
+        path = endpoint[len('unix://'):] if endpoint.startswith(
+            'unix://') else endpoint
+        if not os.path.exists(path):
+            raise errors.bad_config(
+                'LXD socket %s does not exist: is LXD running there? Fix '
+                '[lxd] endpoint.' % path)
+        return path
+    for path in LOCAL_SOCKETS:
+        if os.path.exists(path):
+            return path
+    raise errors.bad_config(
+        'No local LXD socket found (%s). Start LXD, or set [lxd] endpoint '
+        'to its socket or its https:// address.' % ', '.join(LOCAL_SOCKETS))
+
+
+def _https_session(conf):
+    if not (conf.client_cert and conf.client_key):
+        raise errors.bad_config(
+            'LXD endpoint %s is HTTPS: set [lxd] client_cert and [lxd] '
+            'client_key to a certificate that LXD trusts.' % conf.endpoint)
+    for opt in ('client_cert', 'client_key'):
+        if not os.path.exists(getattr(conf, opt)):
+            raise errors.bad_config('[lxd] %s: no file %s.' % (
+                opt, getattr(conf, opt)))
+    if not conf.server_cert and not conf.insecure:
+        raise errors.bad_config(
+            'LXD endpoint %s is HTTPS but [lxd] server_cert is not set. Set '
+            'it to the LXD server\'s certificate (cluster.crt of a cluster) '
+            'so that the server is verified; [lxd] insecure = True skips '
+            'verification.' % conf.endpoint)
+    try:
+        return tls.https_session(conf.client_cert, conf.client_key,
+                                 conf.server_cert, conf.insecure)
+    except (OSError, ValueError) as e:
+        raise errors.bad_config(
+            '[lxd] server_cert %s is not a readable PEM certificate: %s'
+            % (conf.server_cert, e))
+
+
+def _connect_error(endpoint, conf, exc):
+    text = str(exc)
+    if 'Fingerprints did not match' in text:
+        return errors.bad_config(
+            'LXD at %s presented a certificate other than [lxd] server_cert '
+            '(%s): %s. Set server_cert to the certificate this LXD server '
+            'or cluster presents.' % (endpoint, conf.server_cert, text))
+    return errors.bad_config(
+        'Cannot reach LXD at %s: %s. Check that LXD listens there and fix '
+        '[lxd] endpoint.' % (endpoint, text))
+
+
+class LXD(object):
+    """One LXD server or cluster, in one LXD project.
+
+    ``conf`` is the ``[lxd]`` option group. Connecting checks the endpoint,
+    the certificates, the project and the storage pool, and raises
+    InvalidConfiguration naming the option to fix.
+    """
+
+    def __init__(self, conf):
+        self.conf = conf
+        if conf.endpoint and conf.endpoint.startswith('https://'):
+            endpoint = conf.endpoint
+            session = _https_session(conf)
+        else:
+            endpoint = _local_socket(conf.endpoint)
+            session = None
+        self.endpoint = endpoint
+        try:
+            self._client = pylxd_client.Client(
+                endpoint=endpoint, project=conf.project, timeout=conf.timeout,
+                session=session,
+                cert=session.cert if session else None)
+        except pylxd_exc.ClientConnectionFailed as e:
+            raise _connect_error(endpoint, conf, e)
+        self.info = self._client.host_info
+        if self.info.get('auth') != 'trusted':
+            raise errors.bad_config(
+                'LXD at %s does not trust this client\'s certificate '
+                '([lxd] client_cert %s). Trust it on a cluster member: lxc '
+                'config trust add %s' % (endpoint, conf.client_cert,
+                                          conf.client_cert))
+        self._check('projects', conf.project, 'project',
+                    'lxc project create %s' % conf.project)
+        self._check('storage_pools', conf.storage_pool, 'storage_pool',
+                    'lxc storage list')
+
+    def _check(self, collection, name, option, hint):
+        try:
+            getattr(self._client.api, collection)[name].get()
+        except pylxd_exc.NotFound:
+            raise errors.bad_config(
+                'LXD at %s has no %s "%s" ([lxd] %s); see: %s' % (
+                    self.endpoint, collection.rstrip('s').replace('_', ' '),
+                    name, option, hint))
+
+    @property
+    def session(self):
+        """The requests session every LXD request goes through."""
+        return self._client.api.session
+
+    @property
+    def environment(self):
+        return self.info['environment']
+
+    @property
+    def clustered(self):
+        return bool(self.environment.get('server_clustered'))
+
+    @property
+    def certificate_fingerprint(self):
+        """The server's (a cluster's shared) certificate fingerprint."""
+        return self.environment['certificate_fingerprint']
+
+    def members(self):
+        """Cluster members as {name: status}; a standalone server is one."""
+        if not self.clustered:
+            return {self.environment['server_name']: 'Online'}
+        found = self._get(self._client.api.cluster.members,
+                          params={'recursion': 1})
+        return {m['server_name']: m['status'] for m in found}
+
+    def _target(self, member):
+        return {'target': member} if self.clustered else {}
+
+    def resources(self, member):
+        """``GET /1.0/resources`` of one member (CPU, memory, GPUs...)."""
+        return self._get(self._client.api.resources,
+                         params=self._target(member))
+
+    def pool_resources(self, member):
+        """Space of [lxd] storage_pool on one member."""
+        pool = self._client.api.storage_pools[self.conf.storage_pool]
+        return self._get(pool.resources, params=self._target(member))
+
+    def instances(self):
+        """All instances of the project with their config: one request."""
+        return self._get(self._client.api.instances, params={'recursion': 1})
+
+    def instance_state(self, name):
+        """``GET /1.0/instances/<name>/state``; None when it does not exist."""
+        try:
+            return self._get(self._client.api.instances[name].state)
+        except errors.LXDNotFound:
+            return None
+
+    def _get(self, node, **kwargs):
+        try:
+            return node.get(**kwargs).json()['metadata']
+        except pylxd_exc.NotFound as e:
+            raise errors.LXDNotFound(reason=errors.reason(e))
+        except pylxd_exc.LXDAPIException as e:
+            raise errors.LXDError(reason=errors.reason(e))
+        except requests.RequestException as e:
+            raise errors.LXDError(
+                reason='cannot reach %s: %s' % (self.endpoint, e))
