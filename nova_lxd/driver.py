@@ -25,8 +25,7 @@ LOG = logging.getLogger(__name__)
 
 
 class LXDDriver(driver.ComputeDriver):
-    """Runs Nova instances as LXD system containers on LXD cluster members.
-    """
+    """Nova instances as LXD system containers on LXD cluster members."""
 
     # Only what works is True; later features switch their flags on.
     capabilities = dict(driver.ComputeDriver.capabilities)
@@ -48,7 +47,8 @@ class LXDDriver(driver.ComputeDriver):
         # Nova refuses to restart a service that never wrote its local
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
-        LOG.info('LXD %s (%s, LXD %s): managing member(s) %s', self.lxd.endpoint,
+        LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
+                 self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
                  self.lxd.environment['server_version'], ', '.join(managed))
 

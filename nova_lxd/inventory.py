@@ -17,8 +17,10 @@ def hypervisor_version(server_version):
 
 
 def member_capacity(resources, pool_resources):
-    """Totals and usage of one member from ``GET /1.0/resources`` and
-    ``GET /1.0/storage-pools/<pool>/resources``."""
+    """Totals and usage of one member.
+
+    From ``GET /1.0/resources`` and ``GET /1.0/storage-pools/<p>/resources``.
+    """
     cpu, memory = resources['cpu'], resources['memory']
     space = pool_resources['space']
     return {

@@ -97,10 +97,10 @@ class LXD(object):
         self.info = self._client.host_info
         if self.info.get('auth') != 'trusted':
             raise errors.bad_config(
-                'LXD at %s does not trust this client\'s certificate '
-                '([lxd] client_cert %s). Trust it on a cluster member: lxc '
-                'config trust add %s' % (endpoint, conf.client_cert,
-                                          conf.client_cert))
+                'LXD at %(endpoint)s does not trust this client\'s '
+                'certificate ([lxd] client_cert %(cert)s). Trust it on a '
+                'cluster member: lxc config trust add %(cert)s'
+                % {'endpoint': endpoint, 'cert': conf.client_cert})
         self._check('projects', conf.project, 'project',
                     'lxc project create %s' % conf.project)
         self._check('storage_pools', conf.storage_pool, 'storage_pool',

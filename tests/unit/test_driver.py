@@ -1,0 +1,163 @@
+"""The driver surface with a fake LXD layer (no daemon)."""
+
+from unittest import mock
+
+from nova.compute import power_state
+from nova.compute import provider_tree
+from nova import exception
+from nova import objects
+from nova import test
+from nova.tests.unit import fake_instance
+from nova.virt import driver as virt_driver
+from oslo_utils.fixture import uuidsentinel as uuids
+
+from nova_lxd import config
+from nova_lxd import driver
+from tests.unit import samples
+
+
+class FakeLXD(object):
+    """What nova_lxd.lxd.client.LXD answers, from recorded LXD data."""
+
+    endpoint = 'https://127.0.0.2:8443'
+    clustered = True
+    certificate_fingerprint = 'f00d'
+    environment = {'server_version': '5.0.2'}
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.calls = []
+        self.lxd_instances = []
+        self.states = {}
+
+    def members(self):
+        return {'lxd1': 'Online', 'lxd2': 'Online'}
+
+    def resources(self, member):
+        self.calls.append(('resources', member))
+        return samples.RESOURCES
+
+    def pool_resources(self, member):
+        self.calls.append(('pool_resources', member))
+        return samples.POOL_RESOURCES
+
+    def instances(self):
+        self.calls.append(('instances',))
+        return self.lxd_instances
+
+    def instance_state(self, name):
+        self.calls.append(('instance_state', name))
+        return self.states.get(name)
+
+
+def lxd_instance(name, member, uuid=None):
+    cfg = {config.INSTANCE_UUID_KEY: uuid} if uuid else {}
+    return {'name': name, 'location': member, 'config': cfg}
+
+
+class DriverTest(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(test.fixtures.MockPatch(
+            'nova_lxd.lxd.client.LXD', FakeLXD))
+        self.flags(members=['*'], group='lxd')
+        self.driver = driver.LXDDriver(mock.sentinel.virtapi)
+        self.driver.init_host('compute1')
+        self.lxd = self.driver.lxd
+
+    def test_loaded_by_nova_as_lxd_LXDDriver(self):
+        loaded = virt_driver.load_compute_driver(mock.sentinel.virtapi,
+                                                 'lxd.LXDDriver')
+        self.assertIsInstance(loaded, driver.LXDDriver)
+
+    def test_one_node_per_member_with_stable_uuids(self):
+        self.assertEqual(['lxd1', 'lxd2'], self.driver.get_available_nodes())
+        by_uuid = self.driver.get_nodenames_by_uuid()
+        self.assertEqual({'lxd1', 'lxd2'}, set(by_uuid.values()))
+        again = driver.LXDDriver(mock.sentinel.virtapi)
+        again.init_host('compute1')
+        self.assertEqual(by_uuid, again.get_nodenames_by_uuid())
+
+    def test_default_members_is_the_host(self):
+        self.flags(members=[], group='lxd')
+        self.driver.init_host('lxd2')
+        self.assertEqual(['lxd2'], self.driver.get_available_nodes())
+
+    def test_available_resource_from_lxd(self):
+        res = self.driver.get_available_resource('lxd2')
+        self.assertEqual('lxd', res['hypervisor_type'])
+        self.assertEqual(5000002, res['hypervisor_version'])
+        self.assertEqual(samples.VCPUS, res['vcpus'])
+        self.assertEqual(samples.MEMORY_MB, res['memory_mb'])
+        self.assertEqual(samples.DISK_GB, res['local_gb'])
+        self.assertEqual(self.driver.get_nodenames_by_uuid().keys(),
+                         {res['uuid']} | {
+                             self.driver.get_available_resource('lxd1')[
+                                 'uuid']})
+        self.assertEqual([('x86_64', 'lxd', 'exe')],
+                         res['supported_instances'])
+        self.assertEqual([('resources', 'lxd2'), ('pool_resources', 'lxd2'),
+                          ('resources', 'lxd1'), ('pool_resources', 'lxd1')],
+                         self.lxd.calls)
+
+    def test_unknown_node_has_no_resources(self):
+        self.assertEqual({}, self.driver.get_available_resource('lxd9'))
+
+    def _inventory(self, nodename):
+        tree = provider_tree.ProviderTree()
+        tree.new_root(nodename, uuids.node)
+        self.driver.update_provider_tree(tree, nodename)
+        return tree.data(nodename).inventory
+
+    def test_provider_inventory_honours_ratios_and_reserved(self):
+        self.flags(cpu_allocation_ratio=4.0, ram_allocation_ratio=1.0,
+                   disk_allocation_ratio=1.5, reserved_host_cpus=1,
+                   reserved_host_memory_mb=512, reserved_host_disk_mb=1500)
+        inv = self._inventory('lxd1')
+        self.assertEqual({'total': samples.VCPUS, 'reserved': 1,
+                          'allocation_ratio': 4.0, 'min_unit': 1,
+                          'max_unit': samples.VCPUS, 'step_size': 1},
+                         inv['VCPU'])
+        self.assertEqual((samples.MEMORY_MB, 512, 1.0),
+                         (inv['MEMORY_MB']['total'],
+                          inv['MEMORY_MB']['reserved'],
+                          inv['MEMORY_MB']['allocation_ratio']))
+        self.assertEqual((samples.DISK_GB, 2, 1.5),
+                         (inv['DISK_GB']['total'],
+                          inv['DISK_GB']['reserved'],
+                          inv['DISK_GB']['allocation_ratio']))
+
+    def test_provider_tree_reuses_the_audit_read(self):
+        self.driver.get_available_resource('lxd1')
+        self._inventory('lxd1')
+        self.assertEqual([('resources', 'lxd1'), ('pool_resources', 'lxd1')],
+                         self.lxd.calls)
+
+    def test_lists_only_its_containers_on_its_members_in_one_request(self):
+        self.flags(members=['lxd1'], group='lxd')
+        self.driver.init_host('compute1')
+        self.lxd = self.driver.lxd
+        self.lxd.lxd_instances = [
+            lxd_instance('instance-1', 'lxd1', uuids.one),
+            lxd_instance('not-nova', 'lxd1'),
+            lxd_instance('instance-2', 'lxd2', uuids.two),
+        ]
+        self.assertEqual(['instance-1'], self.driver.list_instances())
+        self.assertEqual([uuids.one], self.driver.list_instance_uuids())
+        self.assertEqual([('instances',)] * 2, self.lxd.calls)
+
+    def test_get_info(self):
+        inst = fake_instance.fake_instance_obj(None, name='instance-1',
+                                               uuid=uuids.one)
+        self.lxd.states['instance-1'] = {'status_code': 103}
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.get_info(inst).state)
+        self.lxd.states['instance-1'] = {'status_code': 102}
+        self.assertEqual(power_state.SHUTDOWN,
+                         self.driver.get_info(inst).state)
+
+    def test_get_info_of_missing_container(self):
+        inst = objects.Instance(name='instance-9', uuid=uuids.nine)
+        self.assertRaises(exception.InstanceNotFound, self.driver.get_info,
+                          inst)
