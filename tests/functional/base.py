@@ -1,0 +1,37 @@
+"""Nova's in-process services (API, conductor, scheduler, compute manager,
+real Placement) with this driver over the LXD test bed."""
+
+import os
+import sys
+
+import fixtures
+
+from nova.tests.functional import integrated_helpers
+
+from tests.functional import testbed
+
+
+class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
+
+    compute_driver = 'lxd.LXDDriver'
+    # Exercise Nova's real local node identity file (compute_id).
+    STUB_COMPUTE_ID = False
+
+    def setUp(self):
+        self.bed = testbed.Testbed()
+        super().setUp()
+        self.flags(api_paste_config=os.path.join(
+            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+        self.flags(state_path=self.useFixture(fixtures.TempDir()).path)
+        self.flags(storage_pool=self.bed.pool, group='lxd')
+
+    def use_https(self, members=('*',)):
+        self.flags(endpoint=self.bed.endpoint,
+                   client_cert=self.bed.client_cert,
+                   client_key=self.bed.client_key,
+                   server_cert=self.bed.server_cert,
+                   members=list(members), group='lxd')
+
+    def use_socket(self, member, members=()):
+        self.flags(endpoint=self.bed.socket(member), members=list(members),
+                   group='lxd')

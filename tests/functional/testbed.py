@@ -1,0 +1,55 @@
+"""The LXD test bed of tools/lxd-testbed, as the functional tests see it.
+
+The tests use only what ``tools/lxd-testbed env`` exported. Without it they
+fail (never skip): tools/run-tests brings the test bed up first.
+"""
+
+import os
+
+from pylxd import client as pylxd_client
+from oslo_utils import units
+
+import testtools
+
+
+def _require(name):
+    value = os.environ.get(name)
+    if not value:
+        raise testtools.TestCase.failureException(
+            '%s is not set: the LXD test bed is not up. Run '
+            '"tools/lxd-testbed up && eval $(tools/lxd-testbed env)" as '
+            'root, or tools/run-tests.' % name)
+    return value
+
+
+class Testbed(object):
+
+    def __init__(self):
+        self.endpoint = _require('LXD_TESTBED_ENDPOINT')
+        self.client_cert = _require('LXD_TESTBED_CLIENT_CERT')
+        self.client_key = _require('LXD_TESTBED_CLIENT_KEY')
+        self.server_cert = _require('LXD_TESTBED_SERVER_CERT')
+        self.members = _require('LXD_TESTBED_MEMBERS').split()
+        self.image = _require('LXD_TESTBED_IMAGE')
+        self.pool = _require('LXD_TESTBED_POOL')
+        self.lxd_dirs = {m: _require('LXD_TESTBED_LXD_DIR_%s' % m)
+                         for m in self.members}
+
+    def socket(self, member):
+        return os.path.join(self.lxd_dirs[member], 'unix.socket')
+
+    def client(self, member=None):
+        """A plain pylxd client on a member's socket: the tests' own view
+        of LXD, independent of the driver's connection code."""
+        return pylxd_client.Client(
+            endpoint=self.socket(member or self.members[0]))
+
+    def expected_capacity(self, member):
+        """VCPU, MEMORY_MB and DISK_GB that LXD reports for a member."""
+        api = self.client(member).api
+        res = api.resources.get(params={'target': member}).json()['metadata']
+        pool = api.storage_pools[self.pool].resources.get(
+            params={'target': member}).json()['metadata']
+        return {'VCPU': res['cpu']['total'],
+                'MEMORY_MB': res['memory']['total'] // units.Mi,
+                'DISK_GB': pool['space']['total'] // units.Gi}
