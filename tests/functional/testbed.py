@@ -6,9 +6,8 @@ fail (never skip): tools/run-tests brings the test bed up first.
 
 import os
 
-from pylxd import client as pylxd_client
 from oslo_utils import units
-
+from pylxd import client as pylxd_client
 import testtools
 
 
@@ -39,8 +38,10 @@ class Testbed(object):
         return os.path.join(self.lxd_dirs[member], 'unix.socket')
 
     def client(self, member=None):
-        """A plain pylxd client on a member's socket: the tests' own view
-        of LXD, independent of the driver's connection code."""
+        """A plain pylxd client on a member's socket.
+
+        The tests' own view of LXD, independent of the driver's code.
+        """
         return pylxd_client.Client(
             endpoint=self.socket(member or self.members[0]))
 

@@ -5,7 +5,6 @@ from unittest import mock
 from nova.compute import power_state
 from nova.compute import provider_tree
 from nova import exception
-from nova import objects
 from nova import test
 from nova.tests.unit import fake_instance
 from nova.virt import driver as virt_driver
@@ -148,16 +147,15 @@ class DriverTest(test.NoDBTestCase):
         self.assertEqual([('instances',)] * 2, self.lxd.calls)
 
     def test_get_info(self):
-        inst = fake_instance.fake_instance_obj(None, name='instance-1',
-                                               uuid=uuids.one)
-        self.lxd.states['instance-1'] = {'status_code': 103}
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one)
+        self.lxd.states[inst.name] = {'status_code': 103}
         self.assertEqual(power_state.RUNNING,
                          self.driver.get_info(inst).state)
-        self.lxd.states['instance-1'] = {'status_code': 102}
+        self.lxd.states[inst.name] = {'status_code': 102}
         self.assertEqual(power_state.SHUTDOWN,
                          self.driver.get_info(inst).state)
 
     def test_get_info_of_missing_container(self):
-        inst = objects.Instance(name='instance-9', uuid=uuids.nine)
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.nine)
         self.assertRaises(exception.InstanceNotFound, self.driver.get_info,
                           inst)

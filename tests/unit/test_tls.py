@@ -1,8 +1,7 @@
 """The pinned-certificate HTTPS session, against a real local TLS server."""
 
-import http.server
-import ssl
-import threading
+import subprocess
+import sys
 
 from cryptography.hazmat.primitives import hashes
 from cryptography import x509
@@ -14,18 +13,6 @@ from nova_lxd.lxd import tls
 from tests.certs import write_self_signed
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"type": "sync", "metadata": {}}'
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 class PinnedSessionTest(testtools.TestCase):
 
     def setUp(self):
@@ -35,15 +22,12 @@ class PinnedSessionTest(testtools.TestCase):
         self.other_cert, _ = write_self_signed(folder, 'other')
         self.client_cert, self.client_key = write_self_signed(folder,
                                                               'client')
-        httpd = http.server.HTTPServer(('127.0.0.1', 0), _Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.server_cert, server_key)
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        self.addCleanup(httpd.server_close)
-        self.addCleanup(httpd.shutdown)
-        self.url = 'https://127.0.0.1:%d/1.0' % httpd.server_port
+        server = subprocess.Popen(
+            [sys.executable, '-m', 'tests.tls_server', self.server_cert,
+             server_key], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        self.url = 'https://127.0.0.1:%d/1.0' % int(server.stdout.readline())
         # What these machines set: a CA bundle that does not hold the
         # server's certificate. It must change nothing.
         self.useFixture(fixtures.EnvironmentVariable(
