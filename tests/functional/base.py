@@ -19,10 +19,15 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
 
     def setUp(self):
         self.bed = testbed.Testbed()
-        super().setUp()
+        # Nova's wheel installs api-paste.ini under sys.prefix; the API
+        # fixture is built in super().setUp().
         self.flags(api_paste_config=os.path.join(
             sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+        super().setUp()
+        # Each test is a fresh host: empty state_path, nothing cached.
         self.flags(state_path=self.useFixture(fixtures.TempDir()).path)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.node.LOCAL_NODE_UUID', None))
         self.flags(storage_pool=self.bed.pool, group='lxd')
 
     def use_https(self, members=('*',)):
