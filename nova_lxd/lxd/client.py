@@ -116,6 +116,11 @@ class LXD(object):
                     name, option, hint))
 
     @property
+    def pylxd(self):
+        """The pylxd client, for the modules of nova_lxd.lxd only."""
+        return self._client
+
+    @property
     def session(self):
         """The requests session every LXD request goes through."""
         return self._client.api.session
