@@ -64,6 +64,18 @@ lxd_opts = [
              'every member of the cluster (one service for a small '
              'cluster). A standalone LXD server is a cluster of one member, '
              'named by its server_name (usually its hostname).'),
+    cfg.BoolOpt(
+        'allow_privileged',
+        default=False,
+        help='Let flavors with lxd:privileged=true run privileged '
+             'containers, whose root is root on the member. Off: such '
+             'boots fail with a fault naming this option.'),
+    cfg.BoolOpt(
+        'allow_nesting',
+        default=False,
+        help='Let flavors with lxd:nesting=true run containers inside '
+             'their container (security.nesting). Off: such boots fail '
+             'with a fault naming this option.'),
     cfg.IntOpt(
         'timeout',
         default=60,

@@ -163,6 +163,10 @@ class LXD(object):
         """All instances of the project with their config: one request."""
         return self._get(self._client.api.instances, params={'recursion': 1})
 
+    def instance(self, name):
+        """``GET /1.0/instances/<name>``; raises LXDNotFound."""
+        return self._get(self._client.api.instances[name])
+
     def instance_state(self, name):
         """``GET /1.0/instances/<name>/state``; None when it does not exist."""
         try:
@@ -170,9 +174,57 @@ class LXD(object):
         except errors.LXDNotFound:
             return None
 
-    def _get(self, node, **kwargs):
+    def create_instance(self, body, member):
+        """Create on exactly ``member``: LXD's own placement is never used."""
+        params = self._target(member)
+        self._run('post', self._client.api.instances, json=body,
+                  params=params)
+
+    def change_state(self, name, action, timeout=None, force=False):
+        """start, stop, restart, freeze or unfreeze, and wait for it.
+
+        ``timeout`` bounds a clean stop/restart; LXD fails the operation
+        when the container did not shut down in time.
+        """
+        body = {'action': action, 'force': force}
+        if timeout:
+            body['timeout'] = timeout
+        self._run('put', self._client.api.instances[name].state, json=body,
+                  wait=(timeout or 0) + self.conf.timeout)
+
+    def update_instance(self, name, patch):
+        """PATCH the instance's config or devices (applied live)."""
+        self._run('patch', self._client.api.instances[name], json=patch)
+
+    def delete_instance(self, name):
+        """Delete; False when it was already gone."""
         try:
-            return node.get(**kwargs).json()['metadata']
+            self._run('delete', self._client.api.instances[name])
+        except errors.LXDNotFound:
+            return False
+        return True
+
+    def _get(self, node, **kwargs):
+        return self._request('get', node, **kwargs).json()['metadata']
+
+    def _run(self, method, node, wait=None, **kwargs):
+        """A request that may start a background operation: wait for it."""
+        response = self._request(method, node, **kwargs)
+        body = response.json()
+        if body.get('type') != 'async':
+            return body.get('metadata')
+        wait = wait or self.conf.timeout
+        operation = body['operation'].rsplit('/', 1)[-1]
+        result = self._get(self._client.api.operations[operation].wait,
+                           params={'timeout': wait}, timeout=wait + 10)
+        if result.get('status_code') != 200:
+            raise errors.LXDError(reason=result.get('err') or
+                                  result.get('status'))
+        return result.get('metadata')
+
+    def _request(self, method, node, **kwargs):
+        try:
+            return getattr(node, method)(**kwargs)
         except pylxd_exc.NotFound as e:
             raise errors.LXDNotFound(reason=errors.reason(e))
         except pylxd_exc.LXDAPIException as e:

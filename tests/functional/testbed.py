@@ -34,6 +34,11 @@ class Testbed(object):
         self.lxd_dirs = {m: _require('LXD_TESTBED_LXD_DIR_%s' % m)
                          for m in self.members}
 
+    def image_tarball(self):
+        """The test bed's own busybox image, an LXD unified tarball."""
+        return os.path.join(_require('NOVA_LXD_TESTBED_DIR'), 'image',
+                            self.image + '.tar.gz')
+
     def socket(self, member):
         return os.path.join(self.lxd_dirs[member], 'unix.socket')
 

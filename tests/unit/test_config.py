@@ -1,0 +1,112 @@
+import collections
+
+from nova import exception
+from nova import objects
+import testtools
+
+from nova_lxd import config
+
+objects.register_all()
+Specs = collections.namedtuple('Specs', 'privileged nesting isolated_idmap')
+PLAIN = Specs(False, False, False)
+
+
+def flavor(extra_specs=None, root_gb=5):
+    return objects.Flavor(name='m1.small', vcpus=2, memory_mb=512,
+                          root_gb=root_gb, extra_specs=extra_specs or {})
+
+
+def instance():
+    inst = objects.Instance(uuid='c0ffee00-0000-4000-8000-000000000001',
+                            project_id='p1')
+    inst.id = 42
+    return inst
+
+
+class InstanceBodyTest(testtools.TestCase):
+
+    def body(self, specs=PLAIN, **kwargs):
+        fl = kwargs.pop('flavor', flavor())
+        return config.instance_body(instance(), fl, specs, 'f1ng', 'pool1',
+                                    **kwargs)
+
+    def test_flavor_becomes_limits_and_root_disk(self):
+        body = self.body()
+        self.assertEqual('instance-0000002a', body['name'])
+        self.assertEqual({'type': 'image', 'fingerprint': 'f1ng'},
+                         body['source'])
+        self.assertEqual([], body['profiles'])
+        self.assertEqual('2', body['config']['limits.cpu'])
+        self.assertEqual('512MiB', body['config']['limits.memory'])
+        self.assertEqual({'type': 'disk', 'path': '/', 'pool': 'pool1',
+                          'size': '5GiB'}, body['devices']['root'])
+
+    def test_identity_keys(self):
+        cfg = self.body()['config']
+        self.assertEqual('c0ffee00-0000-4000-8000-000000000001',
+                         config.instance_uuid({'config': cfg}))
+        self.assertEqual('p1', cfg[config.PROJECT_KEY])
+
+    def test_zero_root_gb_sets_no_size(self):
+        body = self.body(flavor=flavor(root_gb=0))
+        self.assertNotIn('size', body['devices']['root'])
+
+    def test_unprivileged_by_default(self):
+        cfg = self.body()['config']
+        self.assertFalse([k for k in cfg if k.startswith(('security.',
+                                                          'raw.'))])
+
+    def test_privileged_needs_the_operator(self):
+        e = self.assertRaises(exception.InvalidInput, self.body,
+                              Specs(True, False, False))
+        self.assertIn('[lxd] allow_privileged', str(e))
+        cfg = self.body(Specs(True, False, False),
+                        allow_privileged=True)['config']
+        self.assertEqual('true', cfg['security.privileged'])
+
+    def test_nesting_needs_the_operator(self):
+        e = self.assertRaises(exception.InvalidInput, self.body,
+                              Specs(False, True, False))
+        self.assertIn('[lxd] allow_nesting', str(e))
+        cfg = self.body(Specs(False, True, False),
+                        allow_nesting=True)['config']
+        self.assertEqual('true', cfg['security.nesting'])
+
+    def test_isolated_idmap_needs_no_permission(self):
+        cfg = self.body(Specs(False, False, True))['config']
+        self.assertEqual('true', cfg['security.idmap.isolated'])
+
+
+class QuotaTest(testtools.TestCase):
+
+    def test_disk_quotas(self):
+        self.assertEqual(
+            {'limits.read': '1048576B', 'limits.write': '200iops'},
+            config.disk_limits({'quota:disk_read_bytes_sec': '1048576',
+                                'quota:disk_write_iops_sec': '200',
+                                'quota:disk_total_iops_sec': '0'}))
+
+    def test_bytes_and_iops_of_one_direction_refused(self):
+        e = self.assertRaises(exception.InvalidInput, config.disk_limits,
+                              {'quota:disk_read_bytes_sec': '10',
+                               'quota:disk_read_iops_sec': '10'})
+        self.assertIn('not both', str(e))
+
+    def test_bad_quota_value(self):
+        e = self.assertRaises(exception.InvalidInput, config.disk_limits,
+                              {'quota:disk_read_bytes_sec': 'fast'})
+        self.assertIn('quota:disk_read_bytes_sec=fast', str(e))
+
+    def test_vif_quotas_are_kilobytes_per_second(self):
+        self.assertEqual({'limits.ingress': '8000kbit',
+                          'limits.egress': '800kbit'},
+                         config.nic_limits({'quota:vif_inbound_average':
+                                            '1000',
+                                            'quota:vif_outbound_average':
+                                            '100'}))
+
+    def test_root_disk_carries_disk_quotas(self):
+        body = config.instance_body(
+            instance(), flavor({'quota:disk_total_bytes_sec': '5000'}),
+            PLAIN, 'f', 'p')
+        self.assertEqual('5000B', body['devices']['root']['limits.max'])
