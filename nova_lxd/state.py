@@ -16,3 +16,22 @@ _POWER_STATES = {
 
 def power_state_of(status_code):
     return _POWER_STATES.get(status_code, power_state.NOSTATE)
+
+
+def diagnostics(lxd_state):
+    """Nova's (legacy, free-form) diagnostics from an LXD instance state.
+
+    CPU time in ns, memory in bytes, counters per network interface.
+    """
+    found = {
+        'status': lxd_state.get('status'),
+        'processes': lxd_state.get('processes'),
+        'cpu_time_ns': (lxd_state.get('cpu') or {}).get('usage'),
+        'memory_bytes': (lxd_state.get('memory') or {}).get('usage'),
+        'memory_peak_bytes': (lxd_state.get('memory') or {}).get(
+            'usage_peak'),
+    }
+    for nic, data in sorted((lxd_state.get('network') or {}).items()):
+        for counter, value in sorted((data.get('counters') or {}).items()):
+            found['%s_%s' % (nic, counter)] = value
+    return found
