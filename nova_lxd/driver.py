@@ -3,25 +3,42 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
+import time
+
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 import os_resource_classes as orc
 
+from nova.compute import power_state
+from nova.compute import task_states
 import nova.conf
 from nova import exception
+from nova.image import glance
+from nova import objects
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import config
+from nova_lxd import extra_specs
 from nova_lxd import inventory
 from nova_lxd.lxd import client
+from nova_lxd.lxd import errors
+from nova_lxd.lxd import images
 from nova_lxd.lxd import members
+from nova_lxd import metadata
 from nova_lxd import state
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
+
+# How long a bulk listing answers get_info(use_cache=True).
+STATUS_CACHE_SECONDS = 10
+# Console output kept per container (Nova's libvirt driver keeps 100 KiB).
+MAX_CONSOLE_BYTES = 100 * 1024
+IMAGE_API = glance.API()
 
 
 class LXDDriver(driver.ComputeDriver):
@@ -35,11 +52,14 @@ class LXDDriver(driver.ComputeDriver):
         self.lxd = None
         self._nodes = {}        # member name -> node UUID
         self._capacity = {}     # member name -> last capacity read
+        self._statuses = (0, {})   # (when, {container: LXD status code})
+        self._console = {}      # container -> console output read so far
 
     # -- service and nodes ---------------------------------------------
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
+        self.images = images.ImageCache(self.lxd)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
@@ -98,10 +118,17 @@ class LXDDriver(driver.ComputeDriver):
     # -- instances -----------------------------------------------------
 
     def _our_instances(self):
-        """Containers of this driver on the managed members: one request."""
-        return [i for i in self.lxd.instances()
+        """Containers of this driver on the managed members: one request.
+
+        The statuses are kept briefly, so that Nova's power-state sync
+        (one list, then get_info per instance) costs one LXD request.
+        """
+        ours = [i for i in self.lxd.instances()
                 if config.instance_uuid(i) and
                 i.get('location', '') in self._nodes_or_standalone()]
+        self._statuses = (time.monotonic(),
+                          {i['name']: i['status_code'] for i in ours})
+        return ours
 
     def _nodes_or_standalone(self):
         # A standalone LXD reports location "none" or "".
@@ -116,8 +143,228 @@ class LXDDriver(driver.ComputeDriver):
         return [config.instance_uuid(i) for i in self._our_instances()]
 
     def get_info(self, instance, use_cache=True):
+        taken, statuses = self._statuses
+        if (use_cache and instance.name in statuses and
+                time.monotonic() - taken < STATUS_CACHE_SECONDS):
+            status_code = statuses[instance.name]
+        else:
+            found = self.lxd.instance_state(instance.name)
+            if found is None:
+                raise exception.InstanceNotFound(instance_id=instance.uuid)
+            status_code = found['status_code']
+        return hardware.InstanceInfo(state=state.power_state_of(status_code))
+
+    # -- lifecycle -----------------------------------------------------
+
+    def _member_arch(self, nodename):
+        capacity = self._capacity.get(nodename) or self._read_capacity(
+            nodename)[1]
+        return capacity['arch']
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        try:
+            specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
+        except exception.ValidationError as e:
+            raise exception.InvalidInput(reason=str(e))
+        body = config.instance_body(
+            instance, instance.flavor, specs, fingerprint=None,
+            pool=CONF.lxd.storage_pool,
+            allow_privileged=CONF.lxd.allow_privileged,
+            allow_nesting=CONF.lxd.allow_nesting)
+        body['config'].update(metadata.cloud_init_keys(instance))
+        drive = metadata.config_drive_files(instance, injected_files,
+                                            admin_password, network_info)
+        body['source']['fingerprint'] = self.images.ensure(
+            context, image_meta, self._member_arch(instance.node))
+        try:
+            self.lxd.create_instance(body, instance.node)
+            if drive:
+                self.lxd.push_files(instance.name, drive)
+            if injected_files:
+                # Nova's file injection: the files at their paths.
+                self.lxd.push_files(instance.name, dict(injected_files),
+                                    mode='0644')
+            if power_on:
+                self.lxd.change_state(instance.name, 'start')
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                # Nothing of a failed spawn stays in LXD.
+                self._delete(instance)
+
+    def _delete(self, instance):
+        """Stop hard and delete; a container already gone is no error.
+
+        Only a container carrying this instance's UUID is deleted.
+        """
+        try:
+            found = self.lxd.instance(instance.name)
+        except errors.LXDNotFound:
+            return
+        if config.instance_uuid(found) != instance.uuid:
+            LOG.warning('Container %s is not this instance\'s; left alone',
+                        instance.name, instance=instance)
+            return
+        if found['status'] != 'Stopped':
+            self.lxd.change_state(instance.name, 'stop', force=True)
+        self.lxd.delete_instance(instance.name)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        self._delete(instance)
+
+    def cleanup(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, migrate_data=None, destroy_vifs=True,
+                destroy_secrets=True):
+        self._delete(instance)
+
+    def _change_state(self, instance, action, **kwargs):
+        try:
+            self.lxd.change_state(instance.name, action, **kwargs)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+
+    def _running(self, instance):
+        return self.get_info(instance).state == power_state.RUNNING
+
+    def reboot(self, context, instance, network_info, reboot_type,
+               block_device_info=None, bad_volumes_callback=None,
+               accel_info=None, share_info=None):
+        if not self._running(instance):
+            self._change_state(instance, 'start')
+        elif reboot_type == 'SOFT':
+            self._change_state(instance, 'restart',
+                               timeout=CONF.reboot_timeout or None)
+        else:
+            self._change_state(instance, 'restart', force=True)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        if not self._running(instance):
+            return
+        if timeout:
+            try:
+                self._change_state(instance, 'stop', timeout=timeout)
+                return
+            except errors.LXDError as e:
+                LOG.warning('Clean shutdown failed within %ss (%s); '
+                            'stopping hard', timeout, e, instance=instance)
+        self._change_state(instance, 'stop', force=True)
+
+    def power_on(self, context, instance, network_info,
+                 block_device_info=None, accel_info=None, share_info=None):
+        if not self._running(instance):
+            self._change_state(instance, 'start')
+
+    def pause(self, instance):
+        self._change_state(instance, 'freeze')
+
+    def unpause(self, instance):
+        self._change_state(instance, 'unfreeze')
+
+    # A container cannot be written to disk and restored here (no CRIU):
+    # suspend freezes it like pause, which keeps its memory on the member.
+    def suspend(self, context, instance):
+        self._change_state(instance, 'freeze')
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        self._change_state(instance, 'unfreeze')
+
+    def resume_state_on_host_boot(self, context, instance, network_info,
+                                  share_info, block_device_info=None):
+        self.power_on(context, instance, network_info, block_device_info)
+
+    # -- console and diagnostics ---------------------------------------
+
+    def get_console_output(self, context, instance):
+        try:
+            new = self.lxd.console_log(instance.name)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        # LXD hands each line out once: keep what was read, like a
+        # hypervisor's console log file.
+        log = (self._console.get(instance.name, '') + new)[
+            -MAX_CONSOLE_BYTES:]
+        self._console[instance.name] = log
+        return log
+
+    def get_diagnostics(self, instance):
         found = self.lxd.instance_state(instance.name)
         if found is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
-        return hardware.InstanceInfo(
-            state=state.power_state_of(found['status_code']))
+        return state.diagnostics(found)
+
+    # -- snapshot --------------------------------------------------------
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        """Publish a point-in-time copy of the container to Glance.
+
+        An LXD snapshot first, so the server keeps running; then a private
+        LXD image of it (a unified tarball), streamed to Glance, removed
+        from LXD once uploaded.
+        """
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        snapshot = 'nova-snapshot-%s' % image_id
+        try:
+            self.lxd.snapshot(instance.name, snapshot)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        try:
+            fingerprint = self.lxd.publish_snapshot(
+                instance.name, snapshot, {'description': instance.uuid})
+        finally:
+            self.lxd.delete_snapshot(instance.name, snapshot)
+        try:
+            update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            with self.lxd.export_image(fingerprint) as exported:
+                IMAGE_API.update(context, image_id,
+                                 {'disk_format': 'raw',
+                                  'container_format': 'bare'},
+                                 data=exported.raw)
+        finally:
+            self.lxd.delete_image(fingerprint)
+
+    # -- resize ----------------------------------------------------------
+
+    def migrate_disk_and_power_off(self, context, instance, dest,
+                                   flavor, network_info,
+                                   block_device_info=None,
+                                   timeout=0, retry_interval=0):
+        migration = objects.Migration.get_by_id_and_instance(
+            context, instance.migration_context.migration_id, instance.uuid)
+        if migration.dest_node != migration.source_node:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.MigrationPreCheckError(
+                    reason='moving a container to another LXD member is '
+                           'not supported yet; resize keeps it on %s'
+                           % migration.source_node))
+        # Same member: the container keeps running; finish_migration
+        # changes its limits live.
+        return ''
+
+    def _apply_flavor(self, instance, flavor):
+        root = dict(self.lxd.instance(instance.name)['devices']['root'])
+        root.update(config.root_disk(flavor, root['pool'],
+                                     flavor.extra_specs))
+        self.lxd.update_instance(instance.name, {
+            'config': config.limits(flavor), 'devices': {'root': root}})
+
+    def finish_migration(self, context, migration, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None, power_on=True,
+                         share_info=None):
+        self._apply_flavor(instance, instance.flavor)
+        if power_on:
+            self.power_on(context, instance, network_info)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        pass
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration, block_device_info=None,
+                                power_on=True, share_info=None):
+        self._apply_flavor(instance, instance.flavor)
+        if power_on:
+            self.power_on(context, instance, network_info)

@@ -5,6 +5,7 @@ nova_lxd imports pylxd.
 """
 
 import os
+from urllib import parse
 
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
@@ -204,6 +205,31 @@ class LXD(object):
             return False
         return True
 
+    def push_files(self, name, files, mode='0400'):
+        """Write {path: bytes} into the container's filesystem, as root.
+
+        Missing parent directories are made (0755); works on a stopped
+        container, so files are in place before its first boot.
+        """
+        api = self._client.api.instances[name].files
+        folders = sorted({os.path.dirname(p) for p in files})
+        made = set()
+        for folder in folders:
+            parts = folder.strip('/').split('/')
+            for depth in range(1, len(parts) + 1):
+                path = '/' + '/'.join(parts[:depth])
+                if path not in made:
+                    self._request('post', api, params={'path': path},
+                                  headers={'X-LXD-type': 'directory',
+                                           'X-LXD-mode': '0755'})
+                    made.add(path)
+        for path, data in sorted(files.items()):
+            self._request('post', api, params={'path': path}, data=data,
+                          headers={'X-LXD-type': 'file', 'X-LXD-mode': mode,
+                                   'X-LXD-uid': '0', 'X-LXD-gid': '0',
+                                   'Content-Type':
+                                       'application/octet-stream'})
+
     def console_log(self, name):
         """Console output that LXD has not handed out yet.
 
@@ -260,7 +286,8 @@ class LXD(object):
         if body.get('type') != 'async':
             return body.get('metadata')
         wait = wait or self.conf.timeout
-        operation = body['operation'].rsplit('/', 1)[-1]
+        # '/1.0/operations/<id>?project=<p>': the id, without the query.
+        operation = parse.urlparse(body['operation']).path.rsplit('/', 1)[-1]
         result = self._get(self._client.api.operations[operation].wait,
                            params={'timeout': wait}, timeout=wait + 10)
         if result.get('status_code') != 200:

@@ -29,6 +29,10 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.node.LOCAL_NODE_UUID', None))
         self.flags(storage_pool=self.bed.pool, group='lxd')
+        # Whatever a test leaves (a failed assertion skips its deletes),
+        # Nova's containers and imported images go with it.
+        self.addCleanup(self.bed.remove_imported_images)
+        self.addCleanup(self.bed.remove_nova_containers)
 
     def use_https(self, members=('*',)):
         self.flags(endpoint=self.bed.endpoint,

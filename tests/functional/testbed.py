@@ -10,6 +10,9 @@ from oslo_utils import units
 from pylxd import client as pylxd_client
 import testtools
 
+from nova_lxd import config
+from nova_lxd import images
+
 
 def _require(name):
     value = os.environ.get(name)
@@ -49,6 +52,26 @@ class Testbed(object):
         """
         return pylxd_client.Client(
             endpoint=self.socket(member or self.members[0]))
+
+    def image_fingerprints(self):
+        return {i.fingerprint for i in self.client().images.all()}
+
+    def remove_imported_images(self):
+        """Delete the LXD images the driver imported from Glance."""
+        api = self.client().api
+        for image in api.images.get(params={'recursion': 1}).json()[
+                'metadata']:
+            if images.ours(image):
+                api.images[image['fingerprint']].delete()
+
+    def remove_nova_containers(self):
+        """Delete every container carrying a Nova instance UUID."""
+        lxd = self.client()
+        for container in lxd.instances.all():
+            if config.INSTANCE_UUID_KEY in container.config:
+                if container.status != 'Stopped':
+                    container.stop(force=True, wait=True)
+                container.delete(wait=True)
 
     def expected_capacity(self, member):
         """VCPU, MEMORY_MB and DISK_GB that LXD reports for a member."""

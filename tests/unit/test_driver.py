@@ -51,7 +51,8 @@ class FakeLXD(object):
 
 def lxd_instance(name, member, uuid=None):
     cfg = {config.INSTANCE_UUID_KEY: uuid} if uuid else {}
-    return {'name': name, 'location': member, 'config': cfg}
+    return {'name': name, 'location': member, 'config': cfg,
+            'status_code': 103}
 
 
 class DriverTest(test.NoDBTestCase):
@@ -154,6 +155,18 @@ class DriverTest(test.NoDBTestCase):
         self.lxd.states[inst.name] = {'status_code': 102}
         self.assertEqual(power_state.SHUTDOWN,
                          self.driver.get_info(inst).state)
+
+    def test_get_info_after_a_listing_needs_no_request(self):
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
+                                               node='lxd1')
+        self.lxd.lxd_instances = [lxd_instance(inst.name, 'lxd1', uuids.one)]
+        self.driver.list_instances()
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.get_info(inst).state)
+        self.assertEqual([('instances',)], self.lxd.calls)
+        self.lxd.states[inst.name] = {'status_code': 102}
+        self.assertEqual(power_state.SHUTDOWN,
+                         self.driver.get_info(inst, use_cache=False).state)
 
     def test_get_info_of_missing_container(self):
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.nine)

@@ -1,0 +1,378 @@
+"""What a Glance image holds, and the LXD image metadata made from it.
+
+Pure: it reads local files only. The LXD side (import, alias, prune) is
+nova_lxd/lxd/images.py.
+
+Accepted: an LXD unified tarball (metadata.yaml + rootfs/ [+ templates/]),
+a tarball of a bare root filesystem, or a squashfs root filesystem; tars
+plain or compressed with gzip, bzip2 or xz. The bytes decide, not Glance's
+disk_format, which tenants often set wrong.
+"""
+
+import bz2
+import datetime
+import gzip
+import io
+import lzma
+import tarfile
+import time
+import zlib
+
+from oslo_utils import timeutils
+import yaml
+
+from nova import exception
+
+ALIAS_PREFIX = 'nova-glance-'
+
+UNIFIED = 'unified'
+ROOTFS_TARBALL = 'rootfs tarball'
+SQUASHFS = 'squashfs'
+
+HINT = 'upload an LXD unified tarball or a root filesystem tarball'
+
+REFUSED_DISK_FORMATS = {
+    'qcow2': 'a qcow2 disk image',
+    'vmdk': 'a VMDK disk image',
+    'vdi': 'a VirtualBox VDI disk image',
+    'vhd': 'a VHD disk image',
+    'vhdx': 'a VHDX disk image',
+    'iso': 'an ISO 9660 (CD/DVD) image',
+    'ploop': 'a Virtuozzo ploop disk image',
+    'aki': 'an Amazon kernel image (aki)',
+    'ari': 'an Amazon ramdisk image (ari)',
+    'ami': 'an Amazon machine image (ami)',
+}
+REFUSED_CONTAINER_FORMATS = {
+    'ova': 'an OVA appliance',
+    'ovf': 'an OVF appliance',
+    'docker': 'a Docker image',
+    'aki': 'an Amazon kernel image (aki)',
+    'ari': 'an Amazon ramdisk image (ari)',
+    'ami': 'an Amazon machine image (ami)',
+}
+
+# (offset, magic, what it is) of formats that are surely not LXD images,
+# looked for only in what is not a tar archive.
+FOREIGN_MAGICS = (
+    (0, b'QFI\xfb', 'a qcow2 disk image'),
+    (0, b'KDMV', 'a VMDK disk image'),
+    (0, b'# Disk DescriptorFile', 'a VMDK disk descriptor'),
+    (0x40, b'\x7f\x10\xda\xbe', 'a VirtualBox VDI disk image'),
+    (0, b'vhdxfile', 'a VHDX disk image'),
+    (0, b'conectix', 'a VHD disk image'),
+    (0x8001, b'CD001', 'an ISO 9660 (CD/DVD) image'),
+    (512, b'EFI PART', 'a disk image with a GPT partition table'),
+    (0x438, b'\x53\xef', 'an ext2/3/4 file system image'),
+    (510, b'\x55\xaa', 'a disk image with an MBR partition table'),
+)
+SQUASHFS_MAGIC = b'hsqs'
+HEAD_SIZE = 0x8001 + 5
+
+# How to open each compression LXD also reads, by magic.
+COMPRESSIONS = (
+    (b'\x1f\x8b', 'gzip', gzip.open),
+    (b'\xfd7zXZ\x00', 'xz', lzma.open),
+    (b'BZh', 'bzip2', bz2.open),
+)
+UNREAD_COMPRESSIONS = ((b'\x28\xb5\x2f\xfd', 'zstd'),)
+DAMAGED = (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error,
+           ValueError)
+
+# Top-level folders that, together, show a root file system.
+ROOTFS_ETC = 'etc'
+ROOTFS_BINARIES = {'bin', 'sbin', 'usr'}
+METADATA_LIMIT = 1024 * 1024
+
+# LXD's architecture names, and other common spellings of them.
+LXD_ARCHITECTURES = {
+    'i686', 'x86_64', 'armv6l', 'armv7l', 'armv8l', 'aarch64', 'ppc',
+    'ppc64', 'ppc64le', 's390x', 'mips', 'mips64', 'riscv32', 'riscv64',
+    'loongarch64',
+}
+ARCHITECTURE_ALIASES = {
+    'amd64': 'x86_64', 'x64': 'x86_64', 'i386': 'i686', 'i486': 'i686',
+    'i586': 'i686', 'x86': 'i686', 'arm64': 'aarch64', 'armhf': 'armv7l',
+    'armel': 'armv6l', 'ppc64el': 'ppc64le',
+}
+
+# The only Glance image properties that reach LXD, as LXD image
+# properties (labels shown by "lxc image list"). Nothing here is, or
+# becomes, instance configuration.
+ALLOWED_PROPERTIES = (
+    ('os_distro', 'os'),
+    ('os_version', 'release'),
+    ('hw_architecture', 'architecture'),
+    ('description', 'description'),
+)
+PROPERTY_MAX_LENGTH = 255
+GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format',
+                 'created_at')
+
+
+def alias(image_id):
+    """The LXD alias that names a Glance image's LXD image."""
+    return ALIAS_PREFIX + image_id
+
+
+def alias_description(meta):
+    """Who the alias is for, readable in "lxc image alias list"."""
+    return _clean('Glance image %s' % (meta.get('name') or meta['id']))
+
+
+def not_lxd(image_id, what):
+    """The refusal a tenant reads in the server's fault."""
+    return exception.ImageUnacceptable(
+        image_id=image_id,
+        reason='image is not an LXD image: it is %s; %s' % (what, HINT))
+
+
+def glance_fields(image_meta):
+    """The Glance fields used here, from an ImageMeta or Glance's dict.
+
+    ImageMeta (what spawn gets) keeps only properties Nova knows, so
+    os_version survives only in Glance's own dict (image API ``get``).
+    """
+    if not hasattr(image_meta, 'obj_attr_is_set'):
+        found = {f: image_meta.get(f) for f in GLANCE_FIELDS}
+        found['properties'] = dict(image_meta.get('properties') or {})
+        return found
+    found = {f: getattr(image_meta, f) if image_meta.obj_attr_is_set(f)
+             else None for f in GLANCE_FIELDS}
+    props = (image_meta.properties
+             if image_meta.obj_attr_is_set('properties') else None)
+    found['properties'] = {
+        k: getattr(props, k) for k in (props.fields if props else ())
+        if props.obj_attr_is_set(k)}
+    return found
+
+
+def preflight(meta):
+    """Refuse, from Glance's metadata alone, formats that cannot be LXD's.
+
+    Runs before any download: a qcow2 is refused without fetching GBs.
+    """
+    disk = (meta.get('disk_format') or '').lower()
+    container = (meta.get('container_format') or '').lower()
+    what = (REFUSED_DISK_FORMATS.get(disk) or
+            REFUSED_CONTAINER_FORMATS.get(container))
+    if what:
+        raise not_lxd(meta['id'], what + ' (Glance disk_format %s, '
+                      'container_format %s)' % (disk or '-', container or '-'))
+
+
+# -- sniffing ---------------------------------------------------------
+
+
+def sniff(path, image_id):
+    """UNIFIED, ROOTFS_TARBALL or SQUASHFS; ImageUnacceptable otherwise."""
+    with open(path, 'rb') as f:
+        raw = f.read(HEAD_SIZE)
+    if raw.startswith(SQUASHFS_MAGIC):
+        return SQUASHFS
+    opener, compression = _compression(raw, image_id)
+    head, prefix = raw, ''
+    if opener:
+        prefix = 'a %s-compressed file: ' % compression
+        try:
+            with opener(path, 'rb') as f:
+                head = f.read(HEAD_SIZE)
+        except DAMAGED as e:
+            raise not_lxd(image_id, 'a damaged %s file (%s)' % (
+                compression, e))
+    if _is_tar(head):
+        return _tar_kind(path, image_id)
+    raise not_lxd(image_id, prefix + (
+        _foreign(head) or 'data that is neither a tar archive nor squashfs'))
+
+
+def _compression(head, image_id):
+    for magic, name, opener in COMPRESSIONS:
+        if head.startswith(magic):
+            return opener, name
+    for magic, name in UNREAD_COMPRESSIONS:
+        if head.startswith(magic):
+            raise not_lxd(image_id, 'a %s-compressed file, which is not '
+                          'read here (use gzip or xz)' % name)
+    return None, None
+
+
+def _foreign(head):
+    for offset, magic, what in FOREIGN_MAGICS:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    return None
+
+
+def _is_tar(head):
+    # POSIX ("ustar\0") and GNU ("ustar  \0") tars.
+    return head[257:262] == b'ustar'
+
+
+def _top(name):
+    """First path component of a tar member ('./etc/x' -> 'etc')."""
+    while name.startswith('./'):
+        name = name[2:]
+    return name.lstrip('/').split('/', 1)[0]
+
+
+def _tar_kind(path, image_id):
+    """Read member names until the tar's kind is certain.
+
+    Stops early: a multi-GB rootfs is not decompressed twice.
+    """
+    seen = set()
+    try:
+        with tarfile.open(path, 'r:*') as tar:
+            for member in tar:
+                top = _top(member.name)
+                seen.add(top)
+                if top == 'metadata.yaml' and member.isfile():
+                    _check_metadata(tar, member, image_id)
+                if 'metadata.yaml' in seen and 'rootfs' in seen:
+                    return UNIFIED
+                if (ROOTFS_ETC in seen and ROOTFS_BINARIES & seen and
+                        'metadata.yaml' not in seen):
+                    return ROOTFS_TARBALL
+    except DAMAGED as e:
+        raise not_lxd(image_id, 'a damaged tar archive (%s)' % e)
+    if 'metadata.yaml' in seen:
+        raise not_lxd(image_id, 'an LXD metadata tarball without its root '
+                      'file system (no rootfs/ folder)')
+    raise not_lxd(image_id, 'a tar archive with neither metadata.yaml nor '
+                  'a root file system (etc/, bin/ or usr/) at its top')
+
+
+def _check_metadata(tar, member, image_id):
+    """A unified tarball's metadata.yaml must be one LXD can take."""
+    if member.size > METADATA_LIMIT:
+        raise _bad_metadata(image_id, 'larger than 1 MiB')
+    try:
+        metadata = yaml.safe_load(tar.extractfile(member).read())
+    except yaml.YAMLError as e:
+        raise _bad_metadata(image_id, 'not valid YAML (%s)' % e)
+    if not isinstance(metadata, dict):
+        raise _bad_metadata(image_id, 'not a YAML mapping')
+    if lxd_architecture(metadata.get('architecture')) is None:
+        raise _bad_metadata(image_id, 'without a known architecture '
+                            '(found %r)' % metadata.get('architecture'))
+
+
+def _bad_metadata(image_id, why):
+    return exception.ImageUnacceptable(
+        image_id=image_id,
+        reason='the metadata.yaml of this LXD image is %s' % why)
+
+
+# -- metadata for rootfs-only images ----------------------------------
+
+
+def lxd_architecture(name):
+    """LXD's name for an architecture, or None when LXD has none."""
+    name = str(name or '').strip().lower()
+    name = ARCHITECTURE_ALIASES.get(name, name)
+    return name if name in LXD_ARCHITECTURES else None
+
+
+def architecture(meta, member_arch):
+    """The image's hw_architecture, else the member's, as LXD names it."""
+    wanted = meta['properties'].get('hw_architecture')
+    if not wanted:
+        return member_arch
+    found = lxd_architecture(wanted)
+    if found is None:
+        raise exception.ImageUnacceptable(
+            image_id=meta['id'],
+            reason='hw_architecture %r is not an architecture LXD runs '
+                   '(%s)' % (wanted, ', '.join(sorted(LXD_ARCHITECTURES))))
+    return found
+
+
+def _clean(value):
+    """One line of printable text: LXD shows these in listings."""
+    text = ''.join(c if c.isprintable() else ' ' for c in str(value))
+    return text.strip()[:PROPERTY_MAX_LENGTH]
+
+
+def lxd_properties(meta):
+    """Allowed Glance properties as LXD image properties; nothing else."""
+    props = meta['properties']
+    found = {}
+    for glance_name, lxd_name in ALLOWED_PROPERTIES:
+        value = _clean(props.get(glance_name) or '')
+        if value:
+            found[lxd_name] = value
+    if 'description' not in found and meta.get('name'):
+        found['description'] = _clean(meta['name'])
+    if 'architecture' in found:
+        found['architecture'] = architecture(meta, None)
+    return found
+
+
+def creation_date(meta):
+    """Glance's created_at as a Unix time; now when Glance has none.
+
+    Glance's date keeps generated metadata, hence the LXD fingerprint, the
+    same in every nova-compute that imports the image.
+    """
+    created = meta.get('created_at')
+    if isinstance(created, str):
+        created = timeutils.parse_isotime(created)
+    if isinstance(created, datetime.datetime):
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=datetime.timezone.utc)
+        return int(created.timestamp())
+    return int(time.time())
+
+
+def metadata_yaml(meta, member_arch):
+    """metadata.yaml for an image that has none (rootfs tar, squashfs)."""
+    arch = architecture(meta, member_arch)
+    properties = lxd_properties(meta)
+    properties['architecture'] = arch
+    return yaml.safe_dump({'architecture': arch,
+                           'creation_date': creation_date(meta),
+                           'properties': properties},
+                          default_flow_style=False)
+
+
+def metadata_tarball(meta, member_arch):
+    """The metadata tar of a split LXD image, the same bytes every time."""
+    content = metadata_yaml(meta, member_arch).encode('utf-8')
+    info = tarfile.TarInfo('metadata.yaml')
+    info.size = len(content)
+    info.mode = 0o644
+    info.mtime = creation_date(meta)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w', format=tarfile.GNU_FORMAT) as t:
+        t.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+# -- pruning ----------------------------------------------------------
+
+
+def last_used(image):
+    """When an LXD image last served a new instance (else its upload)."""
+    used = timeutils.parse_isotime(image['last_used_at'])
+    if used.year > 1:
+        return used
+    return timeutils.parse_isotime(image['uploaded_at'])
+
+
+def ours(image):
+    """True when every alias of an LXD image is one of ours.
+
+    An image that also carries another alias (an operator's, the test
+    bed's) is someone else's even when it gained ours by de-duplication.
+    """
+    names = [a['name'] for a in image.get('aliases') or ()]
+    return bool(names) and all(n.startswith(ALIAS_PREFIX) for n in names)
+
+
+def prunable(image, in_use, now, max_unused_age_seconds):
+    """Ours, used by no instance, and unused for at least the age."""
+    if not ours(image) or image['fingerprint'] in in_use:
+        return False
+    age = (now - last_used(image)).total_seconds()
+    return age >= max_unused_age_seconds

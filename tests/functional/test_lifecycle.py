@@ -1,0 +1,404 @@
+"""Servers through Nova's REST API become containers on the real cluster.
+
+Every test checks LXD's own state, not only what Nova says.
+"""
+
+import base64
+import io
+import tarfile
+import uuid
+
+import fixtures
+from nova import context
+from nova import exception
+from nova.tests.functional.api import client as api_client
+from nova import utils
+from oslo_serialization import jsonutils
+from pylxd import exceptions as pylxd_exc
+
+from nova_lxd.lxd import client
+from nova_lxd.lxd import errors
+from tests.functional import base
+
+
+def busybox_image_with_marker(tarball, marker):
+    """The test bed's unified tarball plus /etc/nova-lxd-marker.
+
+    A distinct fingerprint, so the driver really imports it (and the test
+    bed's own image stays untouched).
+    """
+    out = io.BytesIO()
+    with tarfile.open(tarball) as src, tarfile.open(fileobj=out,
+                                                    mode='w:gz') as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member)
+                        if member.isfile() else None)
+        data = marker.encode()
+        info = tarfile.TarInfo('rootfs/etc/nova-lxd-marker')
+        info.size = len(data)
+        dst.addfile(info, io.BytesIO(data))
+    out.seek(0)
+    return out
+
+
+class ServersTestCase(base.LXDServicesTestCase):
+    """Two compute services (one per member), a flavor and a Glance image."""
+
+    def setUp(self):
+        super().setUp()
+        # One compute service per member, as most operators deploy.
+        self.computes = {}
+        for member in self.bed.members:
+            self.use_socket(member)
+            self.computes[member] = self.start_service('compute',
+                                                       host=member)
+        self.lxd = self.bed.client()
+        self.image_id = str(uuid.uuid4())
+        self.glance.create(None, {
+            'id': self.image_id, 'name': 'busybox', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare',
+            'properties': {'os_distro': 'busybox'}},
+            data=busybox_image_with_marker(self.bed.image_tarball(),
+                                           self.image_id))
+        self.flavor_id = self._create_flavor(
+            name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
+
+    def boot(self, flavor_id=None, expected_state='ACTIVE'):
+        return self._create_server(
+            image_uuid=self.image_id, flavor_id=flavor_id or self.flavor_id,
+            networks='none', expected_state=expected_state)
+
+    def only_member(self, member):
+        """Disable the other members' compute services."""
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            if service['host'] != member:
+                self.admin_api.put_service(service['id'],
+                                           {'status': 'disabled'})
+
+    def container(self, server):
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        return self.lxd.api.instances[name].get().json()['metadata']
+
+    def container_names(self):
+        return {i['name'] for i in self.lxd.api.instances.get(
+            params={'recursion': 1}).json()['metadata']}
+
+    def state(self, server):
+        return self.lxd.api.instances[
+            server['OS-EXT-SRV-ATTR:instance_name']].state.get().json()[
+                'metadata']
+
+
+class LifecycleTest(ServersTestCase):
+
+    def test_boot_is_an_unprivileged_container_on_the_allocated_member(self):
+        server = self.boot()
+        container = self.container(server)
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        self.assertEqual(member, container['location'])
+        self.assertEqual(
+            {self._get_provider_uuid_by_name(member)},
+            set(self._get_allocations_by_server_uuid(server['id'])))
+        self.assertEqual('Running', container['status'])
+        cfg = container['config']
+        self.assertEqual(server['id'], cfg['user.nova.instance_uuid'])
+        self.assertEqual(('1', '256MiB'),
+                         (cfg['limits.cpu'], cfg['limits.memory']))
+        self.assertEqual('1GiB',
+                         container['expanded_devices']['root']['size'])
+        self.assertNotEqual('true', cfg.get('security.privileged'))
+        # Root in the container is an unprivileged id on the host.
+        self.assertNotIn('"Hostid":0,', cfg['volatile.idmap.current'])
+
+        self._delete_server(server)
+        self.assertNotIn(container['name'], self.container_names())
+
+    def test_privileged_flavor_refused_unless_the_operator_allows_it(self):
+        flavor = self._create_flavor(
+            name='privileged', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
+            extra_spec={'lxd:privileged': 'true'})
+        before = self.container_names()
+        server = self.boot(flavor, expected_state='ERROR')
+        self.assertIn('[lxd] allow_privileged', server['fault']['message'])
+        self.assertEqual(before, self.container_names())
+
+        self.flags(allow_privileged=True, group='lxd')
+        server = self.boot(flavor)
+        self.assertEqual('true',
+                         self.container(server)['config'][
+                             'security.privileged'])
+
+    def test_power_actions(self):
+        server = self.boot()
+        status = lambda: self.container(server)['status']  # noqa: E731
+        pid = lambda: self.lxd.api.instances[  # noqa: E731
+            server['OS-EXT-SRV-ATTR:instance_name']].state.get().json()[
+                'metadata']['pid']
+
+        server = self._stop_server(server)
+        self.assertEqual('Stopped', status())
+        server = self._start_server(server)
+        self.assertEqual('Running', status())
+
+        for hard in (False, True):
+            before = pid()
+            server = self._reboot_server(server, hard=hard)
+            self.assertEqual('Running', status())
+            self.assertNotEqual(before, pid())
+
+        self.api.post_server_action(server['id'], {'pause': None})
+        server = self._wait_for_state_change(server, 'PAUSED')
+        self.assertEqual('Frozen', status())
+        self.api.post_server_action(server['id'], {'unpause': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual('Running', status())
+
+        server = self._suspend_server(server)
+        self.assertEqual('Frozen', status())
+        server = self._resume_server(server)
+        self.assertEqual('Running', status())
+
+    def test_delete_when_the_container_is_already_gone(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        self.lxd.instances.get(name).stop(force=True, wait=True)
+        self.lxd.instances.get(name).delete(wait=True)
+        self._delete_server(server)
+        self.assertRaises(api_client.OpenStackApiNotFoundException,
+                          self.api.get_server, server['id'])
+
+    def test_console_output_accumulates(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        booted = 'nova-lxd-busybox: booted %s' % name
+        output = self.api.post_server_action(
+            server['id'], {'os-getConsoleOutput': {}})['output']
+        self.assertIn(booted, output)
+        server = self._reboot_server(server, hard=False)
+        output = self.api.post_server_action(
+            server['id'], {'os-getConsoleOutput': {}})['output']
+        # LXD hands each line out once; the driver keeps them.
+        self.assertEqual(2, output.count(booted))
+        self.assertIn('halting', output)
+
+    def test_diagnostics_from_lxd(self):
+        server = self.boot()
+        with utils.temporary_mutation(self.admin_api, microversion='2.1'):
+            diags = self.admin_api.api_get(
+                'servers/%s/diagnostics' % server['id']).body
+        self.assertEqual('Running', diags['status'])
+        self.assertGreater(diags['cpu_time_ns'], 0)
+        self.assertGreater(diags['memory_bytes'], 0)
+        self.assertIn('lo_bytes_received', diags)
+
+    def test_resize_changes_limits_live_on_the_same_member(self):
+        self.flags(allow_resize_to_same_host=True)
+        bigger = self._create_flavor(name='bigger', vcpu=2, memory_mb=512,
+                                     disk=1, ephemeral=0)
+        server = self.boot()
+        self.only_member(server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
+        pid = self.state(server)['pid']
+
+        server = self._resize_server(server, bigger)
+        cfg = self.container(server)['config']
+        self.assertEqual(('2', '512MiB'),
+                         (cfg['limits.cpu'], cfg['limits.memory']))
+        self.assertEqual(pid, self.state(server)['pid'])  # no restart
+        server = self._revert_resize(server)
+        cfg = self.container(server)['config']
+        self.assertEqual(('1', '256MiB'),
+                         (cfg['limits.cpu'], cfg['limits.memory']))
+
+        server = self._resize_server(server, bigger)
+        server = self._confirm_resize(server)
+        self.assertEqual('2', self.container(server)['config']['limits.cpu'])
+
+    def test_snapshot_round_trip(self):
+        self.glance_keeps_uploads()
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        self.lxd.instances.get(name).files.put('/root/hello', b'kept\n')
+
+        image_id = self.api.post_server_action(
+            server['id'], {'createImage': {'name': 'snap'}})['image_id']
+        self.notifier.wait_for_versioned_notifications(
+            'instance.snapshot.end')
+        self.assertEqual('Running', self.container(server)['status'])
+
+        copy = self._create_server(image_uuid=image_id,
+                                   flavor_id=self.flavor_id,
+                                   networks='none')
+        files = self.lxd.instances.get(
+            copy['OS-EXT-SRV-ATTR:instance_name']).files
+        self.assertEqual(b'kept\n', files.get('/root/hello'))
+        self.assertEqual(self.image_id.encode(),
+                         files.get('/etc/nova-lxd-marker'))
+
+    def glance_keeps_uploads(self):
+        """Nova's Glance fixture drops uploaded data; keep it."""
+        real_update = self.glance.update
+
+        def update(context, image_id, metadata, data=None,
+                   purge_props=False):
+            if data is not None:
+                self.glance._imagedata[image_id] = data.read()
+            return real_update(context, image_id, metadata,
+                               purge_props=purge_props)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.GlanceFixture.update',
+            lambda fixture, *a, **k: update(*a, **k)))
+
+    def test_rebuild_gives_a_fresh_container(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        self.lxd.instances.get(name).files.put('/root/scratch', b'x')
+        server = self._rebuild_server(server, self.image_id)
+        files = self.lxd.instances.get(name).files
+        self.assertRaises(pylxd_exc.NotFound, files.get, '/root/scratch')
+        self.assertEqual('Running', self.container(server)['status'])
+
+    def test_periodic_work_costs_one_bulk_request_per_node(self):
+        member = self.bed.members[0]
+        self.only_member(member)
+        for _ in range(3):
+            self.boot()
+        manager = self.computes[member].manager
+        requests = []
+        manager.driver.lxd.session.hooks['response'].append(
+            lambda r, *a, **k: requests.append(r.request.path_url))
+        ctxt = context.get_admin_context()
+
+        manager._sync_power_states(ctxt)
+        self.assertEqual(1, len(requests), requests)
+        del requests[:]
+        manager.update_available_resource(ctxt)
+        # The member's resources and its pool's size.
+        self.assertEqual(2, len(requests), requests)
+
+
+class SpawnFailureTest(ServersTestCase):
+    """A spawn failing at any step leaves nothing in LXD."""
+
+    def assertNothingLeft(self, before_containers, before_images):
+        self.assertEqual(before_containers, self.container_names())
+        self.assertEqual(before_images, self.bed.image_fingerprints())
+
+    def fail_at(self, target, exc=None):
+        self.useFixture(fixtures.MockPatch(
+            target, side_effect=exc or errors.LXDError(
+                reason='injected failure')))
+
+    def boot_fails(self):
+        before = self.container_names(), self.bed.image_fingerprints()
+        server = self.boot(expected_state='ERROR')
+        self.assertNothingLeft(*before)
+        return server
+
+    def test_image_download_fails(self):
+        self.fail_at('nova.tests.fixtures.GlanceFixture.download',
+                     exception.ImageNotFound(image_id=self.image_id))
+        self.boot_fails()
+
+    def test_create_fails_after_lxd_created_it(self):
+        real = client.LXD.create_instance
+
+        def create_then_fail(lxd, body, member):
+            real(lxd, body, member)
+            raise errors.LXDError(reason='injected after create')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.create_instance', create_then_fail))
+        self.boot_fails()
+
+    def test_start_fails(self):
+        real = client.LXD.change_state
+
+        def no_start(lxd, name, action, **kwargs):
+            if action == 'start':
+                raise errors.LXDError(reason='injected start failure')
+            return real(lxd, name, action, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.change_state', no_start))
+        server = self.boot_fails()
+        self.assertIn('injected start failure',
+                      self.fault_details(server))
+
+    def test_not_an_lxd_image(self):
+        qcow2 = str(uuid.uuid4())
+        self.glance.create(None, {
+            'id': qcow2, 'name': 'vm', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare'},
+            data=io.BytesIO(b'QFI\xfb' + b'\0' * 4096))
+        before = self.container_names(), self.bed.image_fingerprints()
+        server = self._create_server(image_uuid=qcow2,
+                                     flavor_id=self.flavor_id,
+                                     networks='none', expected_state='ERROR')
+        self.assertIn('not an LXD image', server['fault']['message'])
+        self.assertNothingLeft(*before)
+
+    def fault_details(self, server):
+        events = self.api.get_instance_actions(server['id'])
+        return repr([self.api.api_get(
+            'servers/%s/os-instance-actions/%s' % (
+                server['id'], e['request_id'])).body for e in events])
+
+
+class CloudInitTest(ServersTestCase):
+
+    def test_user_data_keys_and_config_drive(self):
+        self.api.post_keypair({'keypair': {'name': 'k', 'public_key':
+                                           KEY}})
+        user_data = '#cloud-config\nruncmd: [echo hi]\n'
+        server = self.api.post_server({'server': dict(
+            self._build_server(image_uuid=self.image_id,
+                               flavor_id=self.flavor_id, networks='none'),
+            key_name='k', config_drive=True,
+            user_data=base64.b64encode(user_data.encode()).decode())})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        cfg = self.container(server)['config']
+        self.assertEqual(user_data, cfg['user.user-data'])
+        meta = jsonutils.loads(cfg['user.meta-data'])
+        self.assertEqual(server['id'], meta['instance-id'])
+        self.assertEqual([KEY], meta['public-keys'])
+        self.assertEqual(server['OS-EXT-SRV-ATTR:hostname'],
+                         meta['local-hostname'])
+
+        files = self.lxd.instances.get(name).files
+        seed = '/var/lib/cloud/seed/config_drive/openstack/latest/'
+        drive_meta = jsonutils.loads(files.get(seed + 'meta_data.json'))
+        self.assertEqual(server['id'], drive_meta['uuid'])
+        self.assertEqual(KEY, drive_meta['public_keys']['k'])
+        self.assertEqual(user_data.encode(), files.get(seed + 'user_data'))
+        self.assertIsInstance(
+            jsonutils.loads(files.get(seed + 'vendor_data.json')), dict)
+
+    def test_no_config_drive_unless_asked(self):
+        server = self.boot()
+        files = self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).files
+        self.assertRaises(pylxd_exc.NotFound, files.get,
+                          '/var/lib/cloud/seed/config_drive/openstack/'
+                          'latest/meta_data.json')
+        self.flags(force_config_drive=True)
+        server = self.boot()
+        files = self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).files
+        self.assertIn(server['id'].encode(), files.get(
+            '/var/lib/cloud/seed/config_drive/openstack/latest/'
+            'meta_data.json'))
+
+    def test_injected_files(self):
+        body = self._build_server(image_uuid=self.image_id,
+                                  flavor_id=self.flavor_id, networks='none')
+        body['personality'] = [{'path': '/etc/motd', 'contents':
+                                base64.b64encode(b'welcome\n').decode()}]
+        with utils.temporary_mutation(self.api, microversion='2.56'):
+            server = self.api.post_server({'server': body})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        files = self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).files
+        self.assertEqual(b'welcome\n', files.get('/etc/motd'))
+
+
+KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3ke0ESY7ZzzHKUeWm2BcNtDZ3yW'
+       'hK7VIdIiZEZzLLf test@nova-lxd')
