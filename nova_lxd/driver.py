@@ -72,9 +72,6 @@ class LXDDriver(driver.ComputeDriver):
                  'cluster' if self.lxd.clustered else 'standalone',
                  self.lxd.environment['server_version'], ', '.join(managed))
 
-    def cleanup_host(self, host):
-        self.lxd = None
-
     def get_available_nodes(self, refresh=False):
         return list(self._nodes)
 
@@ -176,6 +173,17 @@ class LXDDriver(driver.ComputeDriver):
         body['config'].update(metadata.cloud_init_keys(instance))
         drive = metadata.config_drive_files(instance, injected_files,
                                             admin_password, network_info)
+        try:
+            self._spawn(context, instance, image_meta, injected_files, body,
+                        drive, power_on)
+        except errors.LXDError as e:
+            # LXD's own words reach the user's fault; no reschedule, which
+            # would replace them with "Exceeded maximum number of retries".
+            raise exception.BuildAbortException(
+                instance_uuid=instance.uuid, reason=e.format_message())
+
+    def _spawn(self, context, instance, image_meta, injected_files, body,
+               drive, power_on):
         body['source']['fingerprint'] = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
@@ -212,6 +220,11 @@ class LXDDriver(driver.ComputeDriver):
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
+        if instance.task_state == task_states.RESIZE_REVERTING:
+            # Nova destroys the resized guest before reverting; a resize
+            # here never leaves the member, so that container is the
+            # original, which finish_revert_migration sizes back.
+            return
         self._delete(instance)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
