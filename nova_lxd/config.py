@@ -30,6 +30,17 @@ _VIF_QUOTAS = {
 }
 
 
+RESCUE_OF_KEY = 'user.nova.rescue_of'
+RESCUE_MOUNT = '/mnt/original-root'
+# Pool drivers whose instance root is a plain folder on the member even
+# while the instance is stopped, so a rescue container can mount it.
+RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
+
+
+def rescue_name(instance_name):
+    return instance_name + '-rescue'
+
+
 def instance_uuid(lxd_instance):
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
     return lxd_instance.get('config', {}).get(INSTANCE_UUID_KEY)
@@ -136,4 +147,34 @@ def instance_body(instance, flavor, specs, fingerprint, pool,
         'profiles': [],
         'config': config,
         'devices': {'root': root_disk(flavor, pool, flavor.extra_specs)},
+    }
+
+
+def rescue_body(instance, flavor, fingerprint, pool, pool_info):
+    """A container from the rescue image with the original root mounted.
+
+    ``pool_info`` is the pool as seen on the instance's member. The
+    original root is reached through the member's own path to it.
+    """
+    if pool_info['driver'] not in RESCUE_POOL_DRIVERS:
+        raise exception.InstanceNotRescuable(
+            instance_id=instance.uuid,
+            reason='rescue needs an LXD storage pool of driver %s; [lxd] '
+                   'storage_pool is %s' % (
+                       ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
+    root = '%s/containers/%s/rootfs' % (pool_info['config']['source'],
+                                        instance.name)
+    config = {RESCUE_OF_KEY: instance.uuid}
+    config.update(limits(flavor))
+    return {
+        'name': rescue_name(instance.name),
+        'type': 'container',
+        'source': {'type': 'image', 'fingerprint': fingerprint},
+        'profiles': [],
+        'config': config,
+        'devices': {
+            'root': {'type': 'disk', 'path': '/', 'pool': pool},
+            'original-root': {'type': 'disk', 'source': root,
+                              'path': RESCUE_MOUNT},
+        },
     }

@@ -12,6 +12,7 @@ import os_resource_classes as orc
 
 from nova.compute import power_state
 from nova.compute import task_states
+from nova.compute import vm_states
 import nova.conf
 from nova import exception
 from nova.image import glance
@@ -45,7 +46,12 @@ class LXDDriver(driver.ComputeDriver):
     """Nova instances as LXD system containers on LXD cluster members."""
 
     # Only what works is True; later features switch their flags on.
-    capabilities = dict(driver.ComputeDriver.capabilities)
+    capabilities = dict(
+        driver.ComputeDriver.capabilities,
+        has_imagecache=True,
+        # Glance images of disk_format raw (LXD tarballs, squashfs).
+        supports_image_type_raw=True,
+    )
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi)
@@ -140,12 +146,15 @@ class LXDDriver(driver.ComputeDriver):
         return [config.instance_uuid(i) for i in self._our_instances()]
 
     def get_info(self, instance, use_cache=True):
+        # A rescued server is its rescue container.
+        name = (config.rescue_name(instance.name)
+                if instance.vm_state == vm_states.RESCUED else instance.name)
         taken, statuses = self._statuses
-        if (use_cache and instance.name in statuses and
+        if (use_cache and name in statuses and
                 time.monotonic() - taken < STATUS_CACHE_SECONDS):
-            status_code = statuses[instance.name]
+            status_code = statuses[name]
         else:
-            found = self.lxd.instance_state(instance.name)
+            found = self.lxd.instance_state(name)
             if found is None:
                 raise exception.InstanceNotFound(instance_id=instance.uuid)
             status_code = found['status_code']
@@ -201,22 +210,28 @@ class LXDDriver(driver.ComputeDriver):
                 # Nothing of a failed spawn stays in LXD.
                 self._delete(instance)
 
-    def _delete(self, instance):
+    def _delete(self, instance, name=None, key=config.INSTANCE_UUID_KEY):
         """Stop hard and delete; a container already gone is no error.
 
-        Only a container carrying this instance's UUID is deleted.
+        Only a container carrying this instance's UUID (under ``key``) is
+        deleted.
         """
+        name = name or instance.name
         try:
-            found = self.lxd.instance(instance.name)
+            found = self.lxd.instance(name)
         except errors.LXDNotFound:
             return
-        if config.instance_uuid(found) != instance.uuid:
+        if found['config'].get(key) != instance.uuid:
             LOG.warning('Container %s is not this instance\'s; left alone',
-                        instance.name, instance=instance)
+                        name, instance=instance)
             return
         if found['status'] != 'Stopped':
-            self.lxd.change_state(instance.name, 'stop', force=True)
-        self.lxd.delete_instance(instance.name)
+            self.lxd.change_state(name, 'stop', force=True)
+        self.lxd.delete_instance(name)
+
+    def _delete_rescue(self, instance):
+        self._delete(instance, config.rescue_name(instance.name),
+                     config.RESCUE_OF_KEY)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -225,6 +240,7 @@ class LXDDriver(driver.ComputeDriver):
             # here never leaves the member, so that container is the
             # original, which finish_revert_migration sizes back.
             return
+        self._delete_rescue(instance)
         self._delete(instance)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
@@ -284,9 +300,45 @@ class LXDDriver(driver.ComputeDriver):
                share_info=None):
         self._change_state(instance, 'unfreeze')
 
+    def rescue(self, context, instance, network_info, image_meta,
+               rescue_password, block_device_info, share_info):
+        """Stop the server; boot the rescue image with its root mounted.
+
+        The original root is at /mnt/original-root in the rescue
+        container; the original container is left as it was.
+        """
+        body = config.rescue_body(
+            instance, instance.flavor, None, CONF.lxd.storage_pool,
+            self.lxd.pool(instance.node))
+        self.power_off(instance, CONF.shutdown_timeout)
+        body['source']['fingerprint'] = self.images.ensure(
+            context, image_meta, self._member_arch(instance.node))
+        try:
+            self.lxd.create_instance(body, instance.node)
+            self.lxd.change_state(body['name'], 'start')
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._delete_rescue(instance)
+                self._change_state(instance, 'start')
+
+    def unrescue(self, context, instance):
+        self._delete_rescue(instance)
+        self._change_state(instance, 'start')
+
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):
         self.power_on(context, instance, network_info, block_device_info)
+
+    def manage_image_cache(self, context, all_instances):
+        """Remove imported Glance images that no container uses.
+
+        Nova's [image_cache] options apply: remove_unused_base_images, and
+        remove_unused_original_minimum_age_seconds as the unused age.
+        """
+        if CONF.image_cache.remove_unused_base_images:
+            self.images.prune(
+                max_unused_age_seconds=CONF.image_cache
+                .remove_unused_original_minimum_age_seconds)
 
     # -- console and diagnostics ---------------------------------------
 

@@ -160,6 +160,11 @@ class LXD(object):
         pool = self._client.api.storage_pools[self.conf.storage_pool]
         return self._get(pool.resources, params=self._target(member))
 
+    def pool(self, member):
+        """``[lxd] storage_pool`` as seen on one member (driver, source)."""
+        pool = self._client.api.storage_pools[self.conf.storage_pool]
+        return self._get(pool, params=self._target(member))
+
     def instances(self):
         """All instances of the project with their config: one request."""
         return self._get(self._client.api.instances, params={'recursion': 1})

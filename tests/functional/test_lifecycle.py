@@ -260,6 +260,44 @@ class LifecycleTest(ServersTestCase):
         self.assertRaises(pylxd_exc.NotFound, files.get, '/root/scratch')
         self.assertEqual('Running', self.container(server)['status'])
 
+    def test_rescue_reaches_the_old_root_and_unrescue_restores_it(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        self.lxd.instances.get(name).files.put('/root/notes', b'mine\n')
+
+        self.api.post_server_action(server['id'], {'rescue': {}})
+        server = self._wait_for_state_change(server, 'RESCUE')
+        self.assertEqual('Stopped', self.container(server)['status'])
+        rescue = self.lxd.instances.get(name + '-rescue')
+        self.assertEqual('Running', rescue.status)
+        self.assertEqual(server['OS-EXT-SRV-ATTR:hypervisor_hostname'],
+                         rescue.location)
+        self.assertEqual(b'mine\n', rescue.files.get(
+            '/mnt/original-root/root/notes'))
+
+        self.api.post_server_action(server['id'], {'unrescue': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertNotIn(name + '-rescue', self.container_names())
+        self.assertEqual('Running', self.container(server)['status'])
+        self.assertEqual(b'mine\n', self.lxd.instances.get(name).files.get(
+            '/root/notes'))
+
+    def test_image_cache_pass_removes_unused_imports_only(self):
+        self.flags(remove_unused_original_minimum_age_seconds=0,
+                   group='image_cache')
+        images = self.bed.image_fingerprints()
+        server = self.boot()
+        (imported,) = self.bed.image_fingerprints() - images
+        ctxt = context.get_admin_context()
+        for compute in self.computes.values():
+            compute.manager._run_image_cache_manager_pass(ctxt)
+        self.assertIn(imported, self.bed.image_fingerprints())  # in use
+
+        self._delete_server(server)
+        for compute in self.computes.values():
+            compute.manager._run_image_cache_manager_pass(ctxt)
+        self.assertEqual(images, self.bed.image_fingerprints())
+
     def test_periodic_work_costs_one_bulk_request_per_node(self):
         member = self.bed.members[0]
         self.only_member(member)

@@ -110,3 +110,25 @@ class QuotaTest(testtools.TestCase):
             instance(), flavor({'quota:disk_total_bytes_sec': '5000'}),
             PLAIN, 'f', 'p')
         self.assertEqual('5000B', body['devices']['root']['limits.max'])
+
+
+class RescueBodyTest(testtools.TestCase):
+
+    def test_mounts_the_original_root_from_the_member(self):
+        body = config.rescue_body(
+            instance(), flavor(), 'f1ng', 'pool1',
+            {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
+        self.assertEqual('instance-0000002a-rescue', body['name'])
+        self.assertEqual(
+            {'type': 'disk', 'source':
+             '/srv/pool1/containers/instance-0000002a/rootfs',
+             'path': '/mnt/original-root'},
+            body['devices']['original-root'])
+        # Not listed as a Nova instance of its own.
+        self.assertIsNone(config.instance_uuid(body))
+
+    def test_pool_without_a_folder_per_instance_is_refused(self):
+        e = self.assertRaises(
+            exception.InstanceNotRescuable, config.rescue_body, instance(),
+            flavor(), 'f', 'p', {'driver': 'zfs', 'config': {}})
+        self.assertIn('dir or btrfs', str(e))
