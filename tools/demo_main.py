@@ -1,0 +1,268 @@
+"""A guided tour: servers booted through Nova's API become LXD containers.
+
+Run by tools/demo (which brings the test bed up and makes .venv). Nova's
+API, conductor, scheduler, one compute service and a real Placement run
+in this process, exactly as in the functional tests; the driver manages
+both test-bed members over HTTPS, in an LXD project of its own.
+"""
+
+import argparse
+import os
+import sys
+import time
+from unittest import mock
+
+# First: Nova's eventlet patching (tests/__init__.py) before requests loads.
+import tests  # noqa: F401
+
+from pylxd import client as pylxd_client
+import testtools
+
+from nova_lxd import conf  # noqa: F401 (registers [lxd])
+from tests.functional import base
+from tests.functional import testbed
+
+PROJECT = 'nova-lxd-demo'
+PROJECT_CONFIG = {'features.images': 'true', 'features.profiles': 'false',
+                  'features.storage.volumes': 'false'}
+FLAVORS = (('tiny', 1, 128), ('small', 1, 256), ('medium', 2, 512))
+SERVERS = (('demo-1', 'tiny'), ('demo-2', 'small'), ('demo-3', 'medium'),
+           ('demo-4', 'small'))
+BOOT_TIMEOUT = 120
+
+
+class ProjectBed(testbed.Testbed):
+    """The test bed as seen from one LXD project, its own images included.
+
+    The functional tests' clean-ups then touch this project only.
+    """
+
+    project = PROJECT
+    keep = False
+
+    def client(self, member=None):
+        return pylxd_client.Client(
+            endpoint=self.socket(member or self.members[0]),
+            project=self.project)
+
+    def ensure_project(self):
+        """Create the project, or empty what an earlier run left in it."""
+        default = testbed.Testbed.client(self)
+        if not default.projects.exists(self.project):
+            default.projects.create(self.project, config=PROJECT_CONFIG)
+        self.purge()
+
+    def purge(self):
+        testbed.Testbed.remove_nova_containers(self)
+        for image in self.client().images.all():
+            image.delete(wait=True)
+
+    def delete_project(self):
+        self.purge()
+        testbed.Testbed.client(self).projects.get(self.project).delete()
+
+    def remove_nova_containers(self):
+        if not self.keep:
+            super().remove_nova_containers()
+
+    def remove_imported_images(self):
+        if not self.keep:
+            super().remove_imported_images()
+
+
+class NovaLXD(base.LXDServicesTestCase):
+    """Nova's in-process services, one compute for every member, a flavor
+    set and the busybox image in Glance.
+    """
+
+    project_bed = ProjectBed
+
+    def setUp(self):
+        # base.setUp builds the test bed and its clean-ups: ours.
+        with mock.patch.object(testbed, 'Testbed', self.project_bed):
+            super().setUp()
+        self.use_https()
+        self.flags(project=self.bed.project, group='lxd')
+        self.compute = self.start_service('compute', host='compute-1')
+        self.flavors = {
+            name: self._create_flavor(name=name, vcpu=vcpu, memory_mb=mb,
+                                      disk=1, ephemeral=0)
+            for name, vcpu, mb in FLAVORS}
+        tarball = self.bed.image_tarball()
+        with open(tarball, 'rb') as data:
+            self.image_id = self.glance.create(None, {
+                'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
+                'container_format': 'bare', 'size': os.path.getsize(tarball),
+                'properties': {'os_distro': 'busybox'}}, data=data)['id']
+        self.active_at = {}
+        self._stamp_active()
+
+    def _stamp_active(self):
+        """Note when Nova announces each server ACTIVE (instance.create.end,
+        sent right after it saved the ACTIVE state): no polling delay.
+        """
+        sub = self.notifier.fake_versioned_notifier.subscriptions[
+            'instance.create.end']
+        received = sub.received
+
+        def stamp(notification):
+            uuid = notification['payload']['nova_object.data']['uuid']
+            self.active_at[uuid] = time.monotonic()
+            received(notification)
+        sub.received = stamp
+
+    def boot(self, name, flavor):
+        """POST a server, wait until ACTIVE: (server, seconds it took)."""
+        start = time.monotonic()
+        server = self.api.post_server({'server': {
+            'name': name, 'imageRef': self.image_id,
+            'flavorRef': self.flavors[flavor], 'networks': 'none'}})
+        checked = start
+        while server['id'] not in self.active_at:
+            now = time.monotonic()
+            if now - checked > 1:
+                checked = now
+                server = self.api.get_server(server['id'])
+                if server['status'] == 'ERROR':
+                    self.fail('%s went to ERROR: %s' % (
+                        name, server.get('fault', {}).get('message')))
+                if now - start > BOOT_TIMEOUT:
+                    self.fail('%s not ACTIVE after %ds (status %s)' % (
+                        name, BOOT_TIMEOUT, server['status']))
+            time.sleep(0.01)
+        took = self.active_at[server['id']] - start
+        return self._wait_for_state_change(server, 'ACTIVE'), took
+
+
+class Demo(NovaLXD):
+
+    def test_demo(self):
+        bed = self.bed
+        say('Nova API, conductor, scheduler, compute-1 and Placement run in '
+            'this process;')
+        say('compute-1 drives LXD members %s over %s, LXD project %s.' % (
+            ', '.join(bed.members), bed.endpoint, bed.project))
+        say('Flavors: %s (disk 1 GB each); image "busybox" (%d KB) in '
+            'Glance.' % (', '.join('%s %d vCPU/%d MB' % f for f in FLAVORS),
+                         os.path.getsize(bed.image_tarball()) // 1024))
+        say('\nBooting %d servers, one after another:' % len(SERVERS))
+        booted = []
+        for name, flavor in SERVERS:
+            server, took = self.boot(name, flavor)
+            booted.append((server, flavor, took))
+            say('  %-7s %-7s ACTIVE in %.2f s%s' % (
+                name, flavor, took, ' (includes importing the image into '
+                'LXD)' if len(booted) == 1 else ''))
+        self.show(booted)
+        if bed.keep:
+            say('\nKept (--keep): the containers stay in LXD; Nova stops '
+                'with this command. Look:')
+            say('  LXD_DIR=%s lxc list --project %s' % (
+                bed.lxd_dirs[bed.members[0]], bed.project))
+            say('The next tools/demo removes them.')
+            return
+        for server, _, _ in booted:
+            self._delete_server(server)
+        left = bed.client().instances.all()
+        self.assertEqual([], [i.name for i in left])
+        say('\nDeleted the %d servers through the API; their containers '
+            'are gone from LXD.' % len(booted))
+
+    def show(self, booted):
+        providers = {p['uuid']: p['name'] for p in self._get_all_providers()}
+        rows = [('SERVER', 'STATUS', 'FLAVOR', 'ACTIVE IN', 'MEMBER', '|',
+                 'CONTAINER', 'STATUS', 'LOCATION', 'CPU', 'MEMORY', '|',
+                 'ALLOCATIONS IN PLACEMENT')]
+        for server, flavor, took in booted:
+            name = server['OS-EXT-SRV-ATTR:instance_name']
+            found = self.bed.client().api.instances[name].get().json()[
+                'metadata']
+            allocations = ' '.join(
+                '%s: %s' % (providers[rp], ' '.join(
+                    '%s=%d' % kv for kv in sorted(a['resources'].items())))
+                for rp, a in self._get_allocations_by_server_uuid(
+                    server['id']).items())
+            rows.append((
+                server['name'], server['status'], flavor, '%.2f s' % took,
+                server['OS-EXT-SRV-ATTR:hypervisor_hostname'], '|', name,
+                found['status'], found['location'],
+                found['config']['limits.cpu'],
+                found['config']['limits.memory'], '|', allocations))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        say('\n%-*s| %-*s| %s' % (
+            sum(widths[:5]) + 10, 'NOVA', sum(widths[6:11]) + 10,
+            'LXD (read from LXD)', 'PLACEMENT'))
+        for row in rows:
+            say('  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        say('\nPlacement, per member (used / capacity):')
+        for rp, name in sorted(providers.items(), key=lambda p: p[1]):
+            inventory = self.placement.get(
+                '/resource_providers/%s/inventories' % rp).body[
+                    'inventories']
+            usages = self._get_provider_usages(rp)
+            say('  %-6s %s' % (name, '  '.join(
+                '%s %d/%d' % (rc, usages.get(rc, 0), int(
+                    (inv['total'] - inv['reserved']) *
+                    inv['allocation_ratio']))
+                for rc, inv in sorted(inventory.items()))))
+
+
+def say(text=''):
+    print(text, flush=True)
+
+
+class Outcome(testtools.TestResult):
+    """Keeps the failure's details (traceback, Nova's captured log)."""
+
+    details = None
+
+    def addError(self, test, err=None, details=None):
+        super().addError(test, err, details)
+        self.details = details or {}
+
+    addFailure = addError
+
+
+def run_case(case):
+    """Run one TestCase; None when it passed, else a short error text."""
+    outcome = Outcome()
+    case.run(outcome)
+    if outcome.wasSuccessful():
+        return None
+    details = outcome.details or {}
+    text = details.get('traceback')
+    log = details.get('pythonlogging:\'\'')
+    lines = text.as_text().strip().splitlines() if text else ['unknown']
+    problems = [line for line in (log.as_text().splitlines() if log else [])
+                if ' ERROR ' in line or ' WARNING ' in line]
+    return '\n'.join(problems[-15:] + ['', lines[-1]])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--keep', action='store_true',
+                        help='leave the servers\' containers in LXD')
+    args = parser.parse_args(argv)
+    # Output goes to the terminal, not into the test's details.
+    for name in ('OS_STDOUT_CAPTURE', 'OS_STDERR_CAPTURE'):
+        os.environ.pop(name, None)
+    try:
+        bed = ProjectBed()
+        bed.ensure_project()
+    except Exception as e:
+        sys.exit('tools/demo: the LXD test bed is not usable: %s' % e)
+    ProjectBed.keep = args.keep
+    error = run_case(Demo('test_demo'))
+    if not args.keep:
+        try:
+            bed.delete_project()
+        except Exception as e:
+            error = error or 'could not delete LXD project %s: %s' % (
+                PROJECT, e)
+    if error:
+        sys.exit('\ntools/demo FAILED:\n%s' % error)
+    say('\nDone.')
+
+
+if __name__ == '__main__':
+    main()
