@@ -56,6 +56,7 @@ class LXDDriver(driver.ComputeDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi)
         self.lxd = None
+        self.images = None
         self._nodes = {}        # member name -> node UUID
         self._capacity = {}     # member name -> last capacity read
         self._statuses = (0, {})   # (when, {container: LXD status code})

@@ -34,6 +34,14 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
         self.addCleanup(self.bed.remove_imported_images)
         self.addCleanup(self.bed.remove_nova_containers)
 
+    def _wait_for_server_parameter(self, server, expected_params,
+                                   max_retries=60, **kwargs):
+        # Nova's default (5 s) is short for a first boot on a loaded
+        # 2-core machine: image copy to the member, id shifting of the
+        # unprivileged root. Give real LXD 30 s.
+        return super()._wait_for_server_parameter(
+            server, expected_params, max(max_retries, 60), **kwargs)
+
     def use_https(self, members=('*',)):
         self.flags(endpoint=self.bed.endpoint,
                    client_cert=self.bed.client_cert,

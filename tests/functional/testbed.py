@@ -5,9 +5,11 @@ fail (never skip): tools/run-tests brings the test bed up first.
 """
 
 import os
+import time
 
 from oslo_utils import units
 from pylxd import client as pylxd_client
+from pylxd import exceptions as pylxd_exc
 import testtools
 
 from nova_lxd import config
@@ -64,14 +66,26 @@ class Testbed(object):
             if images.ours(image):
                 api.images[image['fingerprint']].delete()
 
-    def remove_nova_containers(self):
-        """Delete every container carrying a Nova instance UUID."""
-        lxd = self.client()
-        for container in lxd.instances.all():
-            if config.INSTANCE_UUID_KEY in container.config:
-                if container.status != 'Stopped':
-                    container.stop(force=True, wait=True)
-                container.delete(wait=True)
+    def remove_nova_containers(self, attempts=20):
+        """Delete every container carrying a Nova (or rescue) identity.
+
+        A build still running when a test failed may hold a container
+        busy for a moment: try again.
+        """
+        keys = (config.INSTANCE_UUID_KEY, config.RESCUE_OF_KEY)
+        for attempt in range(attempts):
+            try:
+                for container in self.client().instances.all():
+                    if keys[0] in container.config or (
+                            keys[1] in container.config):
+                        if container.status != 'Stopped':
+                            container.stop(force=True, wait=True)
+                        container.delete(wait=True)
+                return
+            except pylxd_exc.LXDAPIException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
 
     def expected_capacity(self, member):
         """VCPU, MEMORY_MB and DISK_GB that LXD reports for a member."""
