@@ -76,8 +76,7 @@ class Testbed(object):
         for attempt in range(attempts):
             try:
                 for container in self.client().instances.all():
-                    if keys[0] in container.config or (
-                            keys[1] in container.config):
+                    if any(k in container.config for k in keys):
                         if container.status != 'Stopped':
                             container.stop(force=True, wait=True)
                         container.delete(wait=True)
