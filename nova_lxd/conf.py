@@ -5,6 +5,8 @@ These names are what operators write; keep them stable.
 
 from oslo_config import cfg
 
+from nova_lxd.gpu import options as gpu_options
+
 lxd_group = cfg.OptGroup(
     'lxd',
     title='LXD driver options',
@@ -85,14 +87,17 @@ lxd_opts = [
 ]
 
 
+ALL_OPTS = lxd_opts + gpu_options.gpu_opts
+
+
 def register_opts(conf):
     conf.register_group(lxd_group)
-    conf.register_opts(lxd_opts, group=lxd_group)
+    conf.register_opts(ALL_OPTS, group=lxd_group)
 
 
 def list_opts():
     """For oslo-config-generator (entry point oslo.config.opts)."""
-    return [(lxd_group, lxd_opts)]
+    return [(lxd_group, ALL_OPTS)]
 
 
 CONF = cfg.CONF

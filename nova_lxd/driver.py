@@ -24,6 +24,10 @@ import nova.virt.node
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import config
 from nova_lxd import extra_specs
+from nova_lxd.gpu import discovery as gpu_discovery
+from nova_lxd.gpu import inventory as gpu_inventory
+from nova_lxd.gpu import nvml
+from nova_lxd.gpu import options as gpu_options
 from nova_lxd import inventory
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
@@ -61,6 +65,9 @@ class LXDDriver(driver.ComputeDriver):
         self._capacity = {}     # member name -> last capacity read
         self._statuses = (0, {})   # (when, {container: LXD status code})
         self._console = {}      # container -> console output read so far
+        self._resources = {}    # member name -> last GET /1.0/resources
+        self._gpu_config = gpu_options.DEFAULT
+        self._local_member = None   # the member NVML can see, if any
 
     # -- service and nodes ---------------------------------------------
 
@@ -74,6 +81,14 @@ class LXDDriver(driver.ComputeDriver):
         # Nova refuses to restart a service that never wrote its local
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
+        try:
+            self._gpu_config = gpu_options.from_conf(CONF)
+        except gpu_options.GpuConfigError as e:
+            raise errors.bad_config(str(e))
+        # NVML sees only this host's GPUs: those of the member behind the
+        # local socket. Members reached over HTTPS get no NVML facts.
+        if not self.lxd.endpoint.startswith('https://'):
+            self._local_member = self.lxd.environment.get('server_name')
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
@@ -93,6 +108,7 @@ class LXDDriver(driver.ComputeDriver):
         capacity = inventory.member_capacity(
             resources, self.lxd.pool_resources(nodename))
         self._capacity[nodename] = capacity
+        self._resources[nodename] = resources
         return resources, capacity
 
     def get_available_resource(self, nodename):
@@ -118,6 +134,24 @@ class LXDDriver(driver.ComputeDriver):
         }
         provider_tree.update_inventory(
             nodename, inventory.node_inventory(capacity, ratios, reserved))
+        self._update_gpu_providers(provider_tree, nodename, allocations)
+
+    def _update_gpu_providers(self, provider_tree, nodename, allocations):
+        resources = self._resources.get(nodename)
+        if resources is None:
+            resources = self._read_capacity(nodename)[0]
+        try:
+            cards = gpu_discovery.cards(resources)
+        except gpu_discovery.GPUDataError as e:
+            LOG.error('%s: LXD\'s GPU data is unreadable (%s); its GPU '
+                      'providers stay as they are', nodename, e)
+            return
+        facts = nvml.collect() if nodename == self._local_member else None
+        cards = gpu_discovery.enrich(cards, facts)
+        specs = gpu_inventory.gpu_providers(nodename, cards,
+                                            self._gpu_config)
+        gpu_inventory.update_provider_tree(provider_tree, nodename, specs,
+                                           allocations=allocations)
 
     # -- instances -----------------------------------------------------
 

@@ -1,0 +1,107 @@
+"""Time the GPU part of update_provider_tree on an unchanged member.
+
+The case: one member with 8 H200 cards (10de:2335, constructed from the
+real ids), each split by the operator into 7 MIG 1g.18gb slices. Nova calls
+update_provider_tree every periodic run (60 s by default) for every node;
+with nothing changed, the GPU part must stay well under 20 ms. Timed: LXD
+resources + NVML facts -> cards -> provider specs -> ProviderTree, as the
+driver will run it, on a tree that already holds the result.
+
+    python benchmarks/gpu_provider_tree.py [--runs 200]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from oslo_utils import uuidutils
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from nova.compute import provider_tree  # noqa: E402
+
+from nova_lxd.gpu import discovery  # noqa: E402
+from nova_lxd.gpu import inventory  # noqa: E402
+from nova_lxd.gpu import options  # noqa: E402
+
+LIMIT_MS = 20.0
+MEMBER = 'gpu-node-01'
+CARDS, SLICES = 8, 7
+H200_MIB = 143771
+
+
+def resources():
+    cards = []
+    for i in range(CARDS):
+        cards.append({
+            'driver': 'nvidia', 'driver_version': '550.127.05',
+            'drm': {'id': i + 1, 'card_name': 'card%d' % (i + 1),
+                    'render_name': 'renderD%d' % (128 + i)},
+            'numa_node': i // 4,
+            'nvidia': {'architecture': '9.0', 'brand': 'Nvidia',
+                       'cuda_version': '12.4', 'model': 'NVIDIA H200',
+                       'nvrm_version': '550.127.05',
+                       'uuid': 'GPU-%08x-0000-0000-0000-000000000000' % i},
+            'pci_address': '0000:%02x:00.0' % (0x18 + 0x10 * i),
+            'product': 'GH100 [H200 SXM 141GB]', 'product_id': '2335',
+            'vendor': 'NVIDIA Corporation', 'vendor_id': '10de'})
+    return {'gpu': {'cards': cards, 'total': CARDS}}
+
+
+def nvml_facts(res):
+    facts = {}
+    for i, card in enumerate(res['gpu']['cards']):
+        pci = card['pci_address']
+        facts[pci] = discovery.NvmlFacts(
+            pci_address=pci, uuid=card['nvidia']['uuid'], name='NVIDIA H200',
+            memory_mib=H200_MIB, compute_capability='9.0', mig_enabled=True,
+            mig_devices=tuple(
+                discovery.MigDevice(
+                    uuid='MIG-%08x-%04x-0000-0000-000000000000' % (i, j),
+                    profile='1g.18gb', parent_pci=pci, memory_mib=16384)
+                for j in range(SLICES)))
+    return facts
+
+
+def one_pass(tree, res, facts, config):
+    cards = discovery.enrich(discovery.cards(res), facts)
+    specs = inventory.gpu_providers(MEMBER, cards, config)
+    inventory.update_provider_tree(tree, MEMBER, specs)
+    return specs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--runs', type=int, default=200)
+    args = parser.parse_args(argv)
+
+    res, config = resources(), options.parse(modes=['10de:2335=mig'])
+    facts = nvml_facts(res)
+    tree = provider_tree.ProviderTree()
+    tree.new_root(MEMBER, uuidutils.generate_uuid())
+    specs = one_pass(tree, res, facts, config)       # the first report
+    name = specs[0].name
+    inv = tree.data(name).inventory
+    assert inv['CUSTOM_MIG_1G_18GB']['total'] == CARDS * SLICES, inv
+
+    timings = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        one_pass(tree, res, facts, config)
+        timings.append((time.perf_counter() - start) * 1000)
+    median = statistics.median(timings)
+    print('GPU update_provider_tree, %d cards x %d MIG slices, unchanged: '
+          'median %.3f ms, p95 %.3f ms over %d runs (limit %.0f ms)'
+          % (CARDS, SLICES, median,
+             sorted(timings)[int(len(timings) * 0.95) - 1], args.runs,
+             LIMIT_MS))
+    ok = median < LIMIT_MS
+    print('PASS' if ok else 'FAIL')
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
