@@ -209,6 +209,16 @@ class LXDDriver(driver.ComputeDriver):
             specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
+        gpus = sorted({rc for alloc in (allocations or {}).values()
+                       for rc in alloc.get('resources', {})
+                       if gpu_inventory.is_gpu_class(rc)})
+        if gpus:
+            # Placement counted them; a container without its cards would
+            # be a silent lie.
+            raise exception.InvalidInput(
+                reason='this cloud reports GPUs (%s) but cannot pass them '
+                       'into containers yet; use a flavor without GPU '
+                       'resources' % ', '.join(gpus))
         body = config.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,

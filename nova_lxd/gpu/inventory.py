@@ -366,3 +366,9 @@ def update_provider_tree(provider_tree, nodename, specs, allocations=None,
         provider_tree.update_inventory(name, inventory)
         provider_tree.update_traits(
             name, (set(old.traits) - {TRAIT_UNHEALTHY}) | {TRAIT_MISSING})
+
+
+def is_gpu_class(resource_class):
+    """True for the resource classes of this driver's GPU providers."""
+    return resource_class in (RC_WHOLE, RC_SHARED) or (
+        resource_class.startswith(MIG_RC_PREFIX))

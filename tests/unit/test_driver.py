@@ -5,6 +5,7 @@ from unittest import mock
 from nova.compute import power_state
 from nova.compute import provider_tree
 from nova import exception
+from nova import objects
 from nova import test
 from nova.tests.unit import fake_instance
 from nova.virt import driver as virt_driver
@@ -172,3 +173,15 @@ class DriverTest(test.NoDBTestCase):
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.nine)
         self.assertRaises(exception.InstanceNotFound, self.driver.get_info,
                           inst)
+
+    def test_gpu_allocation_refused_until_cards_can_be_assigned(self):
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
+                                               node='lxd1')
+        inst.flavor = objects.Flavor(name='gpu', vcpus=1, memory_mb=256,
+                                     root_gb=1, extra_specs={})
+        allocations = {uuids.gpu_rp: {'resources': {'PGPU': 1}},
+                       uuids.node: {'resources': {'VCPU': 1}}}
+        e = self.assertRaises(exception.InvalidInput, self.driver.spawn,
+                              None, inst, None, [], None, allocations)
+        self.assertIn('PGPU', str(e))
+        self.assertEqual([], self.lxd.calls)
