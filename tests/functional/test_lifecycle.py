@@ -113,6 +113,20 @@ class LifecycleTest(ServersTestCase):
         self._delete_server(server)
         self.assertNotIn(container['name'], self.container_names())
 
+    def test_flavor_extra_specs_reach_lxd(self):
+        flavor = self._create_flavor(
+            name='tuned', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
+            extra_spec={'quota:disk_total_iops_sec': '500',
+                        'quota:disk_read_bytes_sec': '10485760',
+                        'lxd:isolated_idmap': 'true'})
+        container = self.container(self.boot(flavor))
+        root = container['expanded_devices']['root']
+        self.assertEqual(('500iops', '10485760B'),
+                         (root['limits.max'], root['limits.read']))
+        self.assertEqual('true',
+                         container['config']['security.idmap.isolated'])
+        self.assertEqual('Running', container['status'])
+
     def test_privileged_flavor_refused_unless_the_operator_allows_it(self):
         flavor = self._create_flavor(
             name='privileged', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
