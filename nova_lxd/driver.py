@@ -62,10 +62,9 @@ class LXDDriver(driver.ComputeDriver):
         self.lxd = None
         self.images = None
         self._nodes = {}        # member name -> node UUID
-        self._capacity = {}     # member name -> last capacity read
+        self._reads = {}        # member name -> (resources, capacity)
         self._statuses = (0, {})   # (when, {container: LXD status code})
         self._console = {}      # container -> console output read so far
-        self._resources = {}    # member name -> last GET /1.0/resources
         self._gpu_config = gpu_options.DEFAULT
         self._local_member = None   # the member NVML can see, if any
 
@@ -103,18 +102,18 @@ class LXDDriver(driver.ComputeDriver):
     def get_host_ip_addr(self):
         return CONF.my_ip
 
-    def _read_capacity(self, nodename):
-        resources = self.lxd.resources(nodename)
-        capacity = inventory.member_capacity(
-            resources, self.lxd.pool_resources(nodename))
-        self._capacity[nodename] = capacity
-        self._resources[nodename] = resources
-        return resources, capacity
+    def _read(self, nodename, fresh=True):
+        """(LXD resources, capacity) of a member; or the last read."""
+        if fresh or nodename not in self._reads:
+            resources = self.lxd.resources(nodename)
+            self._reads[nodename] = (resources, inventory.member_capacity(
+                resources, self.lxd.pool_resources(nodename)))
+        return self._reads[nodename]
 
     def get_available_resource(self, nodename):
         if nodename not in self._nodes:
             return {}
-        resources, capacity = self._read_capacity(nodename)
+        resources, capacity = self._read(nodename)
         return inventory.available_resource(
             nodename, self._nodes[nodename], resources, capacity,
             inventory.hypervisor_version(
@@ -123,8 +122,7 @@ class LXDDriver(driver.ComputeDriver):
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
         # The resource tracker reads get_available_resource just before;
         # reuse that read instead of asking LXD again.
-        capacity = self._capacity.get(nodename) or self._read_capacity(
-            nodename)[1]
+        resources, capacity = self._read(nodename, fresh=False)
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
         reserved = {
@@ -134,12 +132,11 @@ class LXDDriver(driver.ComputeDriver):
         }
         provider_tree.update_inventory(
             nodename, inventory.node_inventory(capacity, ratios, reserved))
-        self._update_gpu_providers(provider_tree, nodename, allocations)
+        self._update_gpu_providers(provider_tree, nodename, resources,
+                                   allocations)
 
-    def _update_gpu_providers(self, provider_tree, nodename, allocations):
-        resources = self._resources.get(nodename)
-        if resources is None:
-            resources = self._read_capacity(nodename)[0]
+    def _update_gpu_providers(self, provider_tree, nodename, resources,
+                              allocations):
         try:
             cards = gpu_discovery.cards(resources)
         except gpu_discovery.GPUDataError as e:
@@ -198,9 +195,7 @@ class LXDDriver(driver.ComputeDriver):
     # -- lifecycle -----------------------------------------------------
 
     def _member_arch(self, nodename):
-        capacity = self._capacity.get(nodename) or self._read_capacity(
-            nodename)[1]
-        return capacity['arch']
+        return self._read(nodename, fresh=False)[1]['arch']
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,

@@ -172,6 +172,18 @@ class LifecycleTest(ServersTestCase):
         server = self._resume_server(server)
         self.assertEqual('Running', status())
 
+    def test_member_reboot_brings_running_servers_back(self):
+        self.flags(resume_guests_state_on_host_boot=True)
+        server = self.boot()
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        # The member rebooted: its containers are stopped.
+        self.lxd.instances.get(server['OS-EXT-SRV-ATTR:instance_name']).stop(
+            force=True, wait=True)
+        self.use_socket(member)
+        self.restart_compute_service(self.computes[member],
+                                     keep_hypervisor_state=False)
+        self.assertEqual('Running', self.container(server)['status'])
+
     def test_delete_when_the_container_is_already_gone(self):
         server = self.boot()
         name = server['OS-EXT-SRV-ATTR:instance_name']
@@ -381,6 +393,12 @@ class SpawnFailureTest(ServersTestCase):
         server = self.boot_fails()
         self.assertIn('LXD: injected start failure',
                       server['fault']['message'])
+
+    def test_config_drive_write_fails(self):
+        self.flags(force_config_drive=True)
+        self.fail_at('nova_lxd.lxd.client.LXD.push_files')
+        server = self.boot_fails()
+        self.assertIn('LXD: injected failure', server['fault']['message'])
 
     def test_not_an_lxd_image(self):
         qcow2 = str(uuid.uuid4())
