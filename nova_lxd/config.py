@@ -130,7 +130,11 @@ def limits(flavor):
 
 def instance_body(instance, flavor, specs, fingerprint, pool,
                   allow_privileged=False, allow_nesting=False):
-    """The POST /1.0/instances body for a Nova instance."""
+    """The POST /1.0/instances body for a Nova instance.
+
+    GPU devices and the driver's GPU profile are added at spawn, once the
+    cards are chosen.
+    """
     config = {
         INSTANCE_UUID_KEY: instance.uuid,
         PROJECT_KEY: instance.project_id,
@@ -142,8 +146,8 @@ def instance_body(instance, flavor, specs, fingerprint, pool,
         'name': instance.name,
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
-        # No profile: the container is exactly what the driver writes,
-        # whatever the LXD default profile holds.
+        # No operator profile: the container is exactly what the driver
+        # writes, whatever the LXD default profile holds.
         'profiles': [],
         'config': config,
         'devices': {'root': root_disk(flavor, pool, flavor.extra_specs)},

@@ -24,6 +24,7 @@ import nova.virt.node
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import config
 from nova_lxd import extra_specs
+from nova_lxd.gpu import assignment as gpu_assignment
 from nova_lxd.gpu import discovery as gpu_discovery
 from nova_lxd.gpu import inventory as gpu_inventory
 from nova_lxd.gpu import nvml
@@ -67,6 +68,9 @@ class LXDDriver(driver.ComputeDriver):
         self._console = {}      # container -> console output read so far
         self._gpu_config = gpu_options.DEFAULT
         self._local_member = None   # the member NVML can see, if any
+        # member -> (its GPU cards, {GPU provider UUID: provider name})
+        self._gpus = {}
+        self._gpu_locks = gpu_assignment.MemberLocks()
 
     # -- service and nodes ---------------------------------------------
 
@@ -149,6 +153,9 @@ class LXDDriver(driver.ComputeDriver):
                                             self._gpu_config)
         gpu_inventory.update_provider_tree(provider_tree, nodename, specs,
                                            allocations=allocations)
+        names = {provider_tree.data(u).uuid: provider_tree.data(u).name
+                 for u in provider_tree.get_provider_uuids(nodename)}
+        self._gpus[nodename] = (cards, names)
 
     # -- instances -----------------------------------------------------
 
@@ -204,16 +211,6 @@ class LXDDriver(driver.ComputeDriver):
             specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
-        gpus = sorted({rc for alloc in (allocations or {}).values()
-                       for rc in alloc.get('resources', {})
-                       if gpu_inventory.is_gpu_class(rc)})
-        if gpus:
-            # Placement counted them; a container without its cards would
-            # be a silent lie.
-            raise exception.InvalidInput(
-                reason='this cloud reports GPUs (%s) but cannot pass them '
-                       'into containers yet; use a flavor without GPU '
-                       'resources' % ', '.join(gpus))
         body = config.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,
@@ -224,19 +221,23 @@ class LXDDriver(driver.ComputeDriver):
                                             admin_password, network_info)
         try:
             self._spawn(context, instance, image_meta, injected_files, body,
-                        drive, power_on)
-        except errors.LXDError as e:
+                        drive, power_on, specs, allocations)
+        except (errors.LXDError, gpu_assignment.GPUAssignmentError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
             # would replace them with "Exceeded maximum number of retries".
             raise exception.BuildAbortException(
-                instance_uuid=instance.uuid, reason=e.format_message())
+                instance_uuid=instance.uuid, reason=str(e))
 
     def _spawn(self, context, instance, image_meta, injected_files, body,
-               drive, power_on):
+               drive, power_on, specs, allocations):
         body['source']['fingerprint'] = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            self.lxd.create_instance(body, instance.node)
+            # Cards are chosen and taken (created) under the member's lock,
+            # so two spawns never pick one card.
+            with self._gpu_locks(instance.node):
+                self._add_gpus(body, instance, specs, allocations)
+                self.lxd.create_instance(body, instance.node)
             if drive:
                 self.lxd.push_files(instance.name, drive)
             if injected_files:
@@ -249,6 +250,38 @@ class LXDDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 # Nothing of a failed spawn stays in LXD.
                 self._delete(instance)
+
+    def _add_gpus(self, body, instance, specs, allocations):
+        """Name in ``body`` the cards of the GPU allocation, if any.
+
+        Placement counted the cards of a model; the driver picks which,
+        from what LXD's containers hold (the ledger), and writes gpu
+        devices that each name one card or slice.
+        """
+        member = instance.node
+        if not any(gpu_inventory.is_gpu_class(rc)
+                   for alloc in (allocations or {}).values()
+                   for rc in alloc.get('resources', {})):
+            return
+        if member not in self._gpus:
+            raise gpu_assignment.GPUAssignmentError(
+                'the GPUs of member %s are not known yet (no resource '
+                'update since nova-compute started); retry' % member)
+        cards, names = self._gpus[member]
+        extensions = self.lxd.api_extensions
+        devices = gpu_assignment.assign(
+            cards, allocations, names,
+            gpu_assignment.ledger(self.lxd.instances(), member), member,
+            instance.uuid, self._gpu_config,
+            gpu_assignment.shapes(extensions, specs.nvidia_runtime))
+        body['devices'].update(gpu_assignment.device_map(devices))
+        nvidia = gpu_assignment.nvidia_config(
+            specs, extensions,
+            mig=any(d.get('gputype') == 'mig' for d in devices))
+        if nvidia:
+            profile = gpu_assignment.profile_body(nvidia)
+            self.lxd.ensure_profile(profile)
+            body['profiles'] = [profile['name']]
 
     def _delete(self, instance, name=None, key=config.INSTANCE_UUID_KEY):
         """Stop hard and delete; a container already gone is no error.
@@ -282,6 +315,7 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,

@@ -7,12 +7,15 @@ nova_lxd imports pylxd.
 import os
 from urllib import parse
 
+from oslo_log import log as logging
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
 import requests
 
 from nova_lxd.lxd import errors
 from nova_lxd.lxd import tls
+
+LOG = logging.getLogger(__name__)
 
 LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
                  '/var/lib/lxd/unix.socket')
@@ -131,6 +134,10 @@ class LXD(object):
         return self.info['environment']
 
     @property
+    def api_extensions(self):
+        return self.info.get('api_extensions', [])
+
+    @property
     def clustered(self):
         return bool(self.environment.get('server_clustered'))
 
@@ -201,6 +208,26 @@ class LXD(object):
     def update_instance(self, name, patch):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
+
+    def ensure_profile(self, body):
+        """Create an LXD profile unless one of that name exists."""
+        try:
+            self._run('post', self._client.api.profiles, json=body)
+        except errors.LXDError as e:
+            if 'already exists' not in str(e):
+                raise
+
+    def delete_unused_profiles(self, is_ours):
+        """Delete the profiles ``is_ours(name)`` claims that nothing uses."""
+        for profile in self._get(self._client.api.profiles,
+                                 params={'recursion': 1}):
+            if is_ours(profile['name']) and not profile.get('used_by'):
+                try:
+                    self._run('delete',
+                              self._client.api.profiles[profile['name']])
+                except errors.LXDError as e:
+                    # Taken by a spawn meanwhile: the next delete retries.
+                    LOG.info('Profile %s kept: %s', profile['name'], e)
 
     def delete_instance(self, name):
         """Delete; False when it was already gone."""

@@ -8,6 +8,7 @@ import fixtures
 
 from nova.tests.functional import integrated_helpers
 
+from nova_lxd import conf  # noqa: F401 (registers [lxd])
 from tests.functional import testbed
 
 

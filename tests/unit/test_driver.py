@@ -2,6 +2,8 @@
 
 from unittest import mock
 
+import fixtures
+
 from nova.compute import power_state
 from nova.compute import provider_tree
 from nova import exception
@@ -13,6 +15,7 @@ from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import config
 from nova_lxd import driver
+from tests.unit import gpu as gpu_data
 from tests.unit import samples
 
 
@@ -48,6 +51,13 @@ class FakeLXD(object):
     def instance_state(self, name):
         self.calls.append(('instance_state', name))
         return self.states.get(name)
+
+
+class FakeImages(object):
+    """The image cache, with every image already in LXD."""
+
+    def ensure(self, context, image_meta, member_arch):
+        return 'f00d'
 
 
 def lxd_instance(name, member, uuid=None):
@@ -174,14 +184,46 @@ class DriverTest(test.NoDBTestCase):
         self.assertRaises(exception.InstanceNotFound, self.driver.get_info,
                           inst)
 
-    def test_gpu_allocation_refused_until_cards_can_be_assigned(self):
+    def gpu_spawn(self, allocations):
+        """Spawn with the recorded RTX 2080 Ti + GTX 1080 Ti host as lxd1."""
+        tree = provider_tree.ProviderTree()
+        tree.new_root('lxd1', uuids.node)
+        recorded = dict(samples.RESOURCES,
+                        gpu=gpu_data.load(gpu_data.ASPEED_RTX))
+        self.lxd.resources = lambda member: recorded
+        self.driver.get_available_resource('lxd1')
+        self.driver.update_provider_tree(tree, 'lxd1')
+        rtx = tree.data('lxd1_gpu_10de_1e04').uuid
+        self.lxd.api_extensions = ['gpu_devices', 'gpu_mdev']
+        created = []
+        self.lxd.create_instance = lambda body, member: created.append(
+            (body, member))
+        self.lxd.change_state = lambda name, action, **kw: None
+        self.driver.images = FakeImages()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.metadata.config_drive_files', lambda *a: {}))
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1')
         inst.flavor = objects.Flavor(name='gpu', vcpus=1, memory_mb=256,
                                      root_gb=1, extra_specs={})
-        allocations = {uuids.gpu_rp: {'resources': {'PGPU': 1}},
-                       uuids.node: {'resources': {'VCPU': 1}}}
-        e = self.assertRaises(exception.InvalidInput, self.driver.spawn,
-                              None, inst, None, [], None, allocations)
-        self.assertIn('PGPU', str(e))
-        self.assertEqual([], self.lxd.calls)
+        allocations = allocations(rtx)
+        self.driver.spawn(None, inst, None, [], None, allocations)
+        return created
+
+    def test_gpu_allocation_names_the_card_of_the_allocated_model(self):
+        created = self.gpu_spawn(lambda rtx: {
+            rtx: {'resources': {'PGPU': 1}},
+            uuids.node: {'resources': {'VCPU': 1}}})
+        (body, member), = created
+        self.assertEqual('lxd1', member)
+        gpus = {n: d for n, d in body['devices'].items() if d['type'] == 'gpu'}
+        # The RTX 2080 Ti of the recording, by its PCI address.
+        self.assertEqual({'nova-gpu-0': {'type': 'gpu', 'gputype': 'physical',
+                                         'pci': '0000:03:00.0'}}, gpus)
+
+    def test_no_gpu_device_without_a_gpu_allocation(self):
+        created = self.gpu_spawn(lambda rtx: {
+            uuids.node: {'resources': {'VCPU': 1}}})
+        (body, _), = created
+        self.assertFalse([d for d in body['devices'].values()
+                          if d['type'] == 'gpu'])

@@ -1,0 +1,87 @@
+"""GPUs through Nova's API onto the real cluster, with one member's GPU
+source replaced by a recording.
+
+Member lxd1's ``GET /1.0/resources`` answers with the GPU section recorded
+from a real host (ASPEED BMC + RTX 2080 Ti + GTX 1080 Ti, see
+tests/unit/fixtures/gpu/README.md); everything else is the real test bed.
+LXD validates the gpu device the driver writes when the container is
+created; starting it needs the real card, which these machines lack, so
+the boot must fail with a clear fault and leave nothing behind.
+"""
+
+import fixtures
+
+from nova_lxd.lxd import client
+from tests.functional import base
+from tests.unit import gpu as gpu_data
+
+RTX = 'lxd1_gpu_10de_1e04'
+GTX = 'lxd1_gpu_10de_1b06'
+
+
+class GPUTest(base.LXDServicesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        recorded = gpu_data.load(gpu_data.ASPEED_RTX)
+        real_resources = client.LXD.resources
+
+        def resources(lxd, member):
+            found = real_resources(lxd, member)
+            return dict(found, gpu=recorded) if member == 'lxd1' else found
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.resources', resources))
+        self.use_https()
+        self.compute = self.start_service('compute', host='compute1')
+        self.lxd = self.bed.client()
+
+    def test_member_gpus_are_providers_with_traits(self):
+        root = self._get_provider_uuid_by_name('lxd1')
+        for name, product, model in (
+                (RTX, '1E04', 'GEFORCE_RTX_2080_TI'),
+                (GTX, '1B06', 'GEFORCE_GTX_1080_TI')):
+            provider = self.placement.get(
+                '/resource_providers?name=%s' % name,
+                version='1.14').body['resource_providers'][0]
+            self.assertEqual(root, provider['parent_provider_uuid'])
+            inventory = self._get_provider_inventory(provider['uuid'])
+            self.assertEqual(1, inventory['PGPU']['total'])
+            traits = self._get_provider_traits(provider['uuid'])
+            self.assertIn('CUSTOM_GPU_VENDOR_10DE', traits)
+            self.assertIn('CUSTOM_GPU_10DE_' + product, traits)
+            self.assertIn('CUSTOM_GPU_MODEL_' + model, traits)
+        # The BMC's display-only card is no provider; lxd2 has no GPU.
+        names = {p['name'] for p in self._get_all_providers()}
+        self.assertEqual({'lxd1', 'lxd2', RTX, GTX}, names)
+
+    def test_boot_names_the_allocated_card_and_leaves_nothing(self):
+        written = []
+        real_change_state = client.LXD.change_state
+
+        def change_state(lxd, name, action, **kwargs):
+            if action == 'start':
+                written.append(lxd.instance(name)['devices'])
+            return real_change_state(lxd, name, action, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.change_state', change_state))
+        flavor = self._create_flavor(
+            name='gpu.rtx', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
+            extra_spec={'resources:PGPU': '1',
+                        'trait:CUSTOM_GPU_10DE_1E04': 'required'})
+        with open(self.bed.image_tarball(), 'rb') as data:
+            image = self.glance.create(None, {
+                'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
+                'container_format': 'bare'}, data=data)
+        before = {i.name for i in self.lxd.instances.all()}
+
+        server = self._create_server(image_uuid=image['id'],
+                                     flavor_id=flavor, networks='none',
+                                     expected_state='ERROR')
+        # LXD accepted (validated) the device naming exactly that card.
+        (devices,) = written
+        self.assertEqual({'type': 'gpu', 'gputype': 'physical',
+                          'pci': '0000:03:00.0'}, devices['nova-gpu-0'])
+        self.assertEqual(1, len([d for d in devices.values()
+                                 if d['type'] == 'gpu']))
+        self.assertIn('LXD:', server['fault']['message'])
+        self.assertEqual(before, {i.name for i in self.lxd.instances.all()})
