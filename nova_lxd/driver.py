@@ -47,6 +47,13 @@ MAX_CONSOLE_BYTES = 100 * 1024
 IMAGE_API = glance.API()
 
 
+def _gpu_classes(allocations):
+    """The GPU resource classes in Nova's allocations of an instance."""
+    return {rc for alloc in (allocations or {}).values()
+            for rc in alloc.get('resources', {})
+            if gpu_inventory.is_gpu_class(rc)}
+
+
 class LXDDriver(driver.ComputeDriver):
     """Nova instances as LXD system containers on LXD cluster members."""
 
@@ -233,10 +240,13 @@ class LXDDriver(driver.ComputeDriver):
         body['source']['fingerprint'] = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            # Cards are chosen and taken (created) under the member's lock,
-            # so two spawns never pick one card.
-            with self._gpu_locks(instance.node):
-                self._add_gpus(body, instance, specs, allocations)
+            if _gpu_classes(allocations):
+                # Cards are chosen and taken (created) under the member's
+                # lock, so two spawns never pick one card.
+                with self._gpu_locks(instance.node):
+                    self._add_gpus(body, instance, specs, allocations)
+                    self.lxd.create_instance(body, instance.node)
+            else:
                 self.lxd.create_instance(body, instance.node)
             if drive:
                 self.lxd.push_files(instance.name, drive)
@@ -259,10 +269,6 @@ class LXDDriver(driver.ComputeDriver):
         devices that each name one card or slice.
         """
         member = instance.node
-        if not any(gpu_inventory.is_gpu_class(rc)
-                   for alloc in (allocations or {}).values()
-                   for rc in alloc.get('resources', {})):
-            return
         if member not in self._gpus:
             raise gpu_assignment.GPUAssignmentError(
                 'the GPUs of member %s are not known yet (no resource '
