@@ -68,10 +68,10 @@ class GPUTest(base.LXDServicesTestCase):
             name='gpu.rtx', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
             extra_spec={'resources:PGPU': '1',
                         'trait:CUSTOM_GPU_10DE_1E04': 'required'})
-        with open(self.bed.image_tarball(), 'rb') as data:
-            image = self.glance.create(None, {
-                'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
-                'container_format': 'bare'}, data=data)
+        image = self.glance.create(None, {
+            'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
+            'container_format': 'bare'},
+            data=self.bed.marked_image('gpu'))
         before = {i.name for i in self.lxd.instances.all()}
 
         server = self._create_server(image_uuid=image['id'],

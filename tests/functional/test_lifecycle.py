@@ -5,7 +5,6 @@ Every test checks LXD's own state, not only what Nova says.
 
 import base64
 import io
-import tarfile
 import uuid
 
 import fixtures
@@ -19,26 +18,6 @@ from pylxd import exceptions as pylxd_exc
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
 from tests.functional import base
-
-
-def busybox_image_with_marker(tarball, marker):
-    """The test bed's unified tarball plus /etc/nova-lxd-marker.
-
-    A distinct fingerprint, so the driver really imports it (and the test
-    bed's own image stays untouched).
-    """
-    out = io.BytesIO()
-    with tarfile.open(tarball) as src, tarfile.open(fileobj=out,
-                                                    mode='w:gz') as dst:
-        for member in src.getmembers():
-            dst.addfile(member, src.extractfile(member)
-                        if member.isfile() else None)
-        data = marker.encode()
-        info = tarfile.TarInfo('rootfs/etc/nova-lxd-marker')
-        info.size = len(data)
-        dst.addfile(info, io.BytesIO(data))
-    out.seek(0)
-    return out
 
 
 class ServersTestCase(base.LXDServicesTestCase):
@@ -58,8 +37,7 @@ class ServersTestCase(base.LXDServicesTestCase):
             'id': self.image_id, 'name': 'busybox', 'status': 'active',
             'disk_format': 'raw', 'container_format': 'bare',
             'properties': {'os_distro': 'busybox'}},
-            data=busybox_image_with_marker(self.bed.image_tarball(),
-                                           self.image_id))
+            data=self.bed.marked_image(self.image_id))
         self.flavor_id = self._create_flavor(
             name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
 

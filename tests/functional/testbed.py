@@ -4,7 +4,9 @@ The tests use only what ``tools/lxd-testbed env`` exported. Without it they
 fail (never skip): tools/run-tests brings the test bed up first.
 """
 
+import io
 import os
+import tarfile
 import time
 
 from oslo_utils import units
@@ -44,6 +46,25 @@ class Testbed(object):
         return os.path.join(_require('NOVA_LXD_TESTBED_DIR'), 'image',
                             self.image + '.tar.gz')
 
+    def marked_image(self, marker):
+        """The busybox unified tarball plus /etc/nova-lxd-marker.
+
+        A fingerprint of its own, so the driver really imports it (and the
+        test bed's own image stays untouched).
+        """
+        out = io.BytesIO()
+        with tarfile.open(self.image_tarball()) as src, tarfile.open(
+                fileobj=out, mode='w:gz') as dst:
+            for member in src.getmembers():
+                dst.addfile(member, src.extractfile(member)
+                            if member.isfile() else None)
+            data = marker.encode()
+            info = tarfile.TarInfo('rootfs/etc/nova-lxd-marker')
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+        out.seek(0)
+        return out
+
     def socket(self, member):
         return os.path.join(self.lxd_dirs[member], 'unix.socket')
 
@@ -59,12 +80,19 @@ class Testbed(object):
         return {i.fingerprint for i in self.client().images.all()}
 
     def remove_imported_images(self):
-        """Delete the LXD images the driver imported from Glance."""
+        """Delete the LXD images the driver imported from Glance.
+
+        And its aliases on images it found already there (de-duplicated).
+        """
         api = self.client().api
         for image in api.images.get(params={'recursion': 1}).json()[
                 'metadata']:
             if images.ours(image):
                 api.images[image['fingerprint']].delete()
+                continue
+            for alias in image.get('aliases') or ():
+                if alias['name'].startswith(images.ALIAS_PREFIX):
+                    api.images.aliases[alias['name']].delete()
 
     def remove_nova_containers(self, attempts=20):
         """Delete every container carrying a Nova (or rescue) identity.
