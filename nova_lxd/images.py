@@ -370,9 +370,26 @@ def ours(image):
     return bool(names) and all(n.startswith(ALIAS_PREFIX) for n in names)
 
 
-def prunable(image, in_use, now, max_unused_age_seconds):
-    """Ours, used by no instance, and unused for at least the age."""
-    if not ours(image) or image['fingerprint'] in in_use:
+def _unused(image, in_use, now, max_unused_age_seconds):
+    if image['fingerprint'] in in_use:
         return False
     age = (now - last_used(image)).total_seconds()
     return age >= max_unused_age_seconds
+
+
+def prunable(image, in_use, now, max_unused_age_seconds):
+    """Ours, used by no instance, and unused for at least the age."""
+    return ours(image) and _unused(image, in_use, now,
+                                   max_unused_age_seconds)
+
+
+def stale_aliases(image, in_use, now, max_unused_age_seconds):
+    """Our aliases on someone else's unused image (found by fingerprint).
+
+    The image stays; only the aliases this driver added go.
+    """
+    if ours(image) or not _unused(image, in_use, now,
+                                  max_unused_age_seconds):
+        return []
+    return [a['name'] for a in image.get('aliases') or ()
+            if a['name'].startswith(ALIAS_PREFIX)]

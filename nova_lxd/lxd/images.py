@@ -268,6 +268,9 @@ class ImageCache(object):
         now = timeutils.utcnow(with_timezone=True)
         removed = []
         for image in self._images():
+            for alias in images.stale_aliases(image, in_use, now,
+                                              max_unused_age_seconds):
+                self._delete_alias(alias)
             if not images.prunable(image, in_use, now,
                                    max_unused_age_seconds):
                 continue
@@ -288,6 +291,16 @@ class ImageCache(object):
     def _used_by_instances(self):
         return {i['config'].get('volatile.base_image')
                 for i in self.lxd.instances()} - {None}
+
+    def _delete_alias(self, name):
+        try:
+            self._api.images.aliases[name].delete()
+            LOG.info('Removed alias %s from an unused LXD image', name)
+        except pylxd_exc.NotFound:
+            pass
+        except FAILURES as e:
+            # Periodic: the next run tries again.
+            LOG.warning('Could not remove LXD image alias %s: %s', name, e)
 
     def _images(self):
         try:

@@ -351,5 +351,9 @@ class ImageCacheTest(test.NoDBTestCase):
         self.assertEqual([unused], pruner.prune([passed_in_use], 0))
         self.assertEqual(sorted(set(everything) - {unused}),
                          self.fingerprints())
+        # The operator's image stays, without the alias the driver added.
+        self.assertEqual(['nova-lxd-test-shared'], [
+            a['name'] for a in self.plain.images.get(
+                shared.fingerprint).aliases])
         # The cache that ensured them keeps them for the age as well.
         self.assertEqual([], self.cache.prune([], 3600))

@@ -395,3 +395,12 @@ class PruneTest(testtools.TestCase):
         # Ours by de-duplication only: the other alias keeps it.
         self.assertFalse(self.prunable(
             self.image(['nova-lxd-busybox', 'nova-glance-a'])))
+
+    def test_our_alias_on_someone_elses_unused_image_goes(self):
+        shared = self.image(['nova-lxd-busybox', 'nova-glance-a'])
+        self.assertEqual(['nova-glance-a'], images.stale_aliases(
+            shared, set(), self.NOW, 86400))
+        self.assertEqual([], images.stale_aliases(
+            shared, {'f1'}, self.NOW, 86400))
+        self.assertEqual([], images.stale_aliases(
+            self.image(['nova-glance-a']), set(), self.NOW, 86400))
