@@ -54,6 +54,41 @@ class GPUTest(base.LXDServicesTestCase):
         names = {p['name'] for p in self._get_all_providers()}
         self.assertEqual({'lxd1', 'lxd2', RTX, GTX}, names)
 
+    def rtx_flavor(self):
+        return self._create_flavor(
+            name='gpu.rtx', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
+            extra_spec={'resources:PGPU': '1',
+                        'trait:CUSTOM_GPU_10DE_1E04': 'required'})
+
+    def image(self):
+        return self.glance.create(None, {
+            'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
+            'container_format': 'bare'},
+            data=self.bed.marked_image('gpu'))['id']
+
+    def test_card_held_by_another_container_is_never_given(self):
+        # An operator's own container on lxd1 holds the RTX 2080 Ti:
+        # Placement does not know, LXD (the ledger) does.
+        held = self.lxd.instances.create(
+            {'name': 'operator-gpu', 'profiles': [],
+             'source': {'type': 'image', 'alias': self.bed.image},
+             'devices': {
+                 'root': {'type': 'disk', 'path': '/',
+                          'pool': self.bed.pool},
+                 'card': {'type': 'gpu', 'gputype': 'physical',
+                          'pci': '0000:03:00.0'}}},
+            target='lxd1', wait=True)
+        self.addCleanup(held.delete, wait=True)
+
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none',
+                                     expected_state='ERROR')
+        message = server['fault']['message']
+        self.assertIn('held by: operator-gpu (0000:03:00.0)', message)
+        self.assertEqual({'operator-gpu'},
+                         {i.name for i in self.lxd.instances.all()})
+
     def test_boot_names_the_allocated_card_and_leaves_nothing(self):
         written = []
         real_change_state = client.LXD.change_state
@@ -64,19 +99,10 @@ class GPUTest(base.LXDServicesTestCase):
             return real_change_state(lxd, name, action, **kwargs)
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.lxd.client.LXD.change_state', change_state))
-        flavor = self._create_flavor(
-            name='gpu.rtx', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
-            extra_spec={'resources:PGPU': '1',
-                        'trait:CUSTOM_GPU_10DE_1E04': 'required'})
-        image = self.glance.create(None, {
-            'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
-            'container_format': 'bare'},
-            data=self.bed.marked_image('gpu'))
         before = {i.name for i in self.lxd.instances.all()}
-
-        server = self._create_server(image_uuid=image['id'],
-                                     flavor_id=flavor, networks='none',
-                                     expected_state='ERROR')
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none', expected_state='ERROR')
         # LXD accepted (validated) the device naming exactly that card.
         (devices,) = written
         self.assertEqual({'type': 'gpu', 'gputype': 'physical',
