@@ -164,20 +164,13 @@ class ImageCacheTest(test.NoDBTestCase):
             {'name': name,
              'source': {'type': 'image', 'fingerprint': fingerprint}},
             target=member, wait=True)
-        self.addCleanup(self._delete_container, container)
+        self.addCleanup(testbed.delete_container, container)
         container.start(wait=True)
         container.sync()
         self.assertEqual(('Running', member),
                          (container.status, container.location))
         self.assertGreater(container.state().processes, 0)
         return container
-
-    @staticmethod
-    def _delete_container(container):
-        container.sync()
-        if container.status != 'Stopped':
-            container.stop(force=True, wait=True)
-        container.delete(wait=True)
 
     def assertSpoolEmpty(self):
         self.assertEqual([], os.listdir(self.spool))

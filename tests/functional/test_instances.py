@@ -35,17 +35,10 @@ class InstancesTest(test.NoDBTestCase):
             {'name': name, 'config': cfg,
              'source': {'type': 'image', 'alias': self.bed.image}},
             target=member, wait=True)
-        self.addCleanup(self._delete, created)
+        self.addCleanup(testbed.delete_container, created)
         if running:
             created.start(wait=True)
         return name
-
-    @staticmethod
-    def _delete(container):
-        container.sync()
-        if container.status != 'Stopped':
-            container.stop(force=True, wait=True)
-        container.delete(wait=True)
 
     def start_driver(self, members):
         self.flags(members=members, group='lxd')

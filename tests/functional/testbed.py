@@ -28,6 +28,14 @@ def _require(name):
     return value
 
 
+def delete_container(container):
+    """Stop hard if needed, then delete: a test's container cleanup."""
+    container.sync()
+    if container.status != 'Stopped':
+        container.stop(force=True, wait=True)
+    container.delete(wait=True)
+
+
 class Testbed(object):
 
     def __init__(self):
@@ -105,9 +113,7 @@ class Testbed(object):
             try:
                 for container in self.client().instances.all():
                     if any(k in container.config for k in keys):
-                        if container.status != 'Stopped':
-                            container.stop(force=True, wait=True)
-                        container.delete(wait=True)
+                        delete_container(container)
                 return
             except pylxd_exc.LXDAPIException:
                 if attempt == attempts - 1:
