@@ -277,7 +277,8 @@ class LXDDriver(driver.ComputeDriver):
         extensions = self.lxd.api_extensions
         devices = gpu_assignment.assign(
             cards, allocations, names,
-            gpu_assignment.ledger(self.lxd.instances(), member), member,
+            gpu_assignment.ledger(self.lxd.instances_of_all_projects(),
+                                  member), member,
             instance.uuid, self._gpu_config,
             gpu_assignment.shapes(extensions, specs.nvidia_runtime))
         body['devices'].update(gpu_assignment.device_map(devices))

@@ -206,14 +206,18 @@ def ledger(lxd_instances, member):
     """LXD's instance list (``GET /1.0/instances?recursion=1``) -> Ledger.
 
     Every container on ``member`` counts, Nova's or not, stopped or
-    running: a card in an operator's container is not free. Devices come
-    from ``expanded_devices`` (profiles included) where LXD gives them.
+    running, in any project (``all-projects``; a container outside the
+    default project is named ``project/name``): a card in an operator's
+    container is not free. Devices come from ``expanded_devices``
+    (profiles included) where LXD gives them.
     """
     holdings, wide = [], []
     for instance in lxd_instances:
         if not _on_member(instance, member):
             continue
         name = instance.get('name', '')
+        if instance.get('project', 'default') != 'default':
+            name = '%s/%s' % (instance['project'], name)
         uuid = (instance.get('config') or {}).get(INSTANCE_UUID_KEY)
         devices = (instance.get('expanded_devices') or
                    instance.get('devices') or {})

@@ -89,6 +89,30 @@ class GPUTest(base.LXDServicesTestCase):
         self.assertEqual({'operator-gpu'},
                          {i.name for i in self.lxd.instances.all()})
 
+    def test_card_held_in_another_project_is_never_given(self):
+        # The operator's container is in a project of its own; the driver
+        # works in the default one and must still see it.
+        project = 'nova-lxd-test-ops'
+        self.addCleanup(self.lxd.projects.create(project, config={
+            'features.images': 'false', 'features.profiles': 'false'}).delete)
+        ops = self.bed.client(project=project)
+        held = ops.instances.create(
+            {'name': 'notebook', 'profiles': [],
+             'source': {'type': 'image', 'alias': self.bed.image},
+             'devices': {
+                 'root': {'type': 'disk', 'path': '/',
+                          'pool': self.bed.pool},
+                 'card': {'type': 'gpu', 'pci': '0000:03:00.0'}}},
+            target='lxd1', wait=True)
+        self.addCleanup(held.delete, wait=True)
+
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none',
+                                     expected_state='ERROR')
+        self.assertIn('held by: %s/notebook (0000:03:00.0)' % project,
+                      server['fault']['message'])
+
     def test_boot_names_the_allocated_card_and_leaves_nothing(self):
         written = []
         real_change_state = client.LXD.change_state

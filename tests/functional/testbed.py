@@ -76,13 +76,13 @@ class Testbed(object):
     def socket(self, member):
         return os.path.join(self.lxd_dirs[member], 'unix.socket')
 
-    def client(self, member=None):
+    def client(self, member=None, project=None):
         """A plain pylxd client on a member's socket.
 
         The tests' own view of LXD, independent of the driver's code.
         """
         return pylxd_client.Client(
-            endpoint=self.socket(member or self.members[0]))
+            endpoint=self.socket(member or self.members[0]), project=project)
 
     def image_fingerprints(self):
         return {i.fingerprint for i in self.client().images.all()}

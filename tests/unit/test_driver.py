@@ -15,6 +15,7 @@ from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import config
 from nova_lxd import driver
+from nova_lxd.lxd import errors
 from tests.unit import gpu as gpu_data
 from tests.unit import samples
 
@@ -31,6 +32,7 @@ class FakeLXD(object):
         self.conf = conf
         self.calls = []
         self.lxd_instances = []
+        self.other_projects = []
         self.states = {}
 
     def members(self):
@@ -47,6 +49,13 @@ class FakeLXD(object):
     def instances(self):
         self.calls.append(('instances',))
         return self.lxd_instances
+
+    def instances_of_all_projects(self):
+        self.calls.append(('instances_of_all_projects',))
+        return self.lxd_instances + self.other_projects
+
+    def instance(self, name):
+        raise errors.LXDNotFound(reason='not found')
 
     def instance_state(self, name):
         self.calls.append(('instance_state', name))
@@ -220,6 +229,14 @@ class DriverTest(test.NoDBTestCase):
         # The RTX 2080 Ti of the recording, by its PCI address.
         self.assertEqual({'nova-gpu-0': {'type': 'gpu', 'gputype': 'physical',
                                          'pci': '0000:03:00.0'}}, gpus)
+
+    def test_card_held_in_another_project_is_not_given(self):
+        self.lxd.other_projects = [dict(
+            lxd_instance('jupyter', 'lxd1', None), project='team-a',
+            devices={'gpu': {'type': 'gpu', 'pci': '0000:03:00.0'}})]
+        e = self.assertRaises(exception.BuildAbortException, self.gpu_spawn,
+                              lambda rtx: {rtx: {'resources': {'PGPU': 1}}})
+        self.assertIn('held by: team-a/jupyter (0000:03:00.0)', str(e))
 
     def test_no_gpu_device_without_a_gpu_allocation(self):
         created = self.gpu_spawn(lambda rtx: {

@@ -360,6 +360,15 @@ class SharedTest(testtools.TestCase):
                               'cccccccc', held)
         self.assertIn('CUSTOM_SHARED_GPU', str(e))
 
+    def test_same_name_in_two_projects_takes_two_slots(self):
+        # LXD's all-projects listing: one name, two containers.
+        held = [_container('c', {'g': _pci('0000:03:00.0')}),
+                _container('c', {'g': _pci('0000:03:00.0')},
+                           project='team-a')]
+        e = self.assertRaises(assignment.NotEnoughGPUs, self._assign, ME,
+                              held)
+        self.assertIn('team-a/c', str(e))
+
     def test_one_slot_per_card_per_instance(self):
         self.assertRaises(assignment.NotEnoughGPUs, self._assign, ME,
                           amount=2)
