@@ -3,6 +3,7 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
+import collections
 import time
 
 from oslo_log import log as logging
@@ -14,9 +15,11 @@ from nova.compute import power_state
 from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
+from nova import context as nova_context
 from nova import exception
 from nova.image import glance
 from nova import objects
+from nova.scheduler.client import report
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
@@ -158,11 +161,33 @@ class LXDDriver(driver.ComputeDriver):
         cards = gpu_discovery.enrich(cards, facts)
         specs = gpu_inventory.gpu_providers(nodename, cards,
                                             self._gpu_config)
-        gpu_inventory.update_provider_tree(provider_tree, nodename, specs,
-                                           allocations=allocations)
+        gpu_inventory.update_provider_tree(
+            provider_tree, nodename, specs, allocations=allocations,
+            placement_usage=self._placement_usage)
         names = {provider_tree.data(u).uuid: provider_tree.data(u).name
                  for u in provider_tree.get_provider_uuids(nodename)}
         self._gpus[nodename] = (cards, names)
+
+    @staticmethod
+    def _placement_usage(provider_uuid):
+        """{rc: amount} Placement has allocated from a provider, or None.
+
+        Asked only before a GPU inventory shrinks (a card vanished or
+        changed mode): Nova's periodic update passes no allocations.
+        """
+        try:
+            placement = report.report_client_singleton()
+            found = placement.get_allocations_for_resource_provider(
+                nova_context.get_admin_context(), provider_uuid)
+        except Exception as e:
+            LOG.warning('Cannot read the allocations of GPU provider %s '
+                        'from Placement (%s); its inventory is kept',
+                        provider_uuid, e)
+            return None
+        used = collections.Counter()
+        for consumer in found.allocations.values():
+            used.update(consumer.get('resources') or {})
+        return used
 
     # -- instances -----------------------------------------------------
 

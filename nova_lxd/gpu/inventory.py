@@ -255,17 +255,29 @@ def _owned(trait):
     return trait.startswith(TRAIT_PREFIX) or trait.startswith(_CUDA_CC)
 
 
-def _usage(allocations, usage, uuids):
+def _usage(allocations, usage, uuids, placement_usage=None):
     """(provider name, rc) -> amount allocated, or None when unknown.
 
-    ``usage`` (the driver's own ledger: {provider name: {rc: amount}})
-    wins; else ``allocations`` as Nova passes them; Nova passes none on
-    its periodic runs, and then nothing may shrink.
+    In this order: ``usage`` ({provider name: {rc: amount}}); the
+    ``allocations`` Nova passes (on a reshape only); ``placement_usage``
+    (provider UUID -> {rc: amount}, or None when Placement cannot say),
+    asked only for a provider that is about to shrink, so an unchanged
+    member costs no request. None of them: nothing may shrink.
     """
     if usage is not None:
         return lambda name, rc: usage.get(name, {}).get(rc, 0)
     if allocations is None:
-        return lambda name, rc: None
+        if placement_usage is None:
+            return lambda name, rc: None
+        asked = {}
+
+        def used_of(name, rc):
+            uuid = uuids.get(name)
+            if uuid not in asked:
+                asked[uuid] = placement_usage(uuid)
+            found = asked[uuid]
+            return None if found is None else found.get(rc, 0)
+        return used_of
     used = {}
     for consumer in allocations.values():
         for rp_uuid, alloc in (consumer.get('allocations') or {}).items():
@@ -322,21 +334,23 @@ def _gpu_children(provider_tree, nodename):
 
 
 def update_provider_tree(provider_tree, nodename, specs, allocations=None,
-                         usage=None):
+                         usage=None, placement_usage=None):
     """Make the GPU child providers of ``nodename`` match ``specs``.
 
     Adds a provider per spec, sets its inventory and traits. Never lowers a
-    total below what may be allocated: when usage is unknown (Nova's
-    periodic calls pass ``allocations=None``) or above the new total, the
-    old total stays, the missing units are reserved and the provider gets
-    CUSTOM_GPU_MISSING. A provider is removed only when known unused.
+    total below what may be allocated: when usage is unknown (see _usage)
+    or above the new total, the old total stays, the missing units are
+    reserved and the provider gets CUSTOM_GPU_MISSING; it shrinks on a
+    later call that finds the allocations gone. A provider is removed only
+    when known unused.
     Traits not prefixed CUSTOM_GPU_ or HW_GPU_CUDA_COMPUTE_CAPABILITY_ (set
     by an operator or another service) are left alone; so are other
     children of the node.
     """
     existing = _gpu_children(provider_tree, nodename)
     used_of = _usage(allocations, usage,
-                     {n: d.uuid for n, d in existing.items()})
+                     {n: d.uuid for n, d in existing.items()},
+                     placement_usage)
     wanted = set()
     for spec in specs:
         wanted.add(spec.name)

@@ -18,6 +18,7 @@ import threading
 import time
 
 import fixtures
+from nova import context
 
 from nova_lxd.lxd import client
 from tests.functional import base
@@ -68,12 +69,14 @@ class GPUModesTest(base.LXDServicesTestCase):
 
     def setUp(self):
         super().setUp()
-        host = gpu_data.nvidia_host(4, gpu_data.H200)
+        self.host = gpu_data.nvidia_host(4, gpu_data.H200)
         real_resources = client.LXD.resources
 
         def resources(lxd, member):
             found = real_resources(lxd, member)
-            return dict(found, gpu=host['gpu']) if member == 'lxd1' else found
+            if member != 'lxd1':
+                return found
+            return dict(found, gpu=self.host['gpu'])
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.lxd.client.LXD.resources', resources))
         facts = {pci: gpu_data.facts(pci) for pci in WHOLE_CARDS}
@@ -125,6 +128,11 @@ class GPUModesTest(base.LXDServicesTestCase):
             server = self._wait_for_state_change({'id': uuid}, 'ERROR')
             self.assertIn('LXD:', server['fault']['message'])
         self.assertEqual(self.before, self.lxd_state())
+
+    def update_resources(self):
+        """Nova's periodic resource update, now."""
+        self.compute.manager.update_available_resource(
+            context.get_admin_context())
 
     def usage(self, resource_class):
         provider = self._get_provider_uuid_by_name(H200)
@@ -198,3 +206,36 @@ class GPUModesTest(base.LXDServicesTestCase):
         self.assertEqual(WHOLE_CARDS,
                          {d['pci'] for d in gpu_devices(devices)})
         self.release_and_check_nothing_left(uuids)
+
+    def test_vanished_card_stays_reserved_until_its_server_goes(self):
+        uuids = self.boot(self.flavor('gpu.two', 'PGPU', amount=2))
+        self.held.wait_for(1)
+        gone = gpu_data.pci_of(3)
+        cards = [c for c in self.host['gpu']['cards']
+                 if c['pci_address'] != gone]
+        self.host['gpu'] = {'cards': cards, 'total': len(cards)}
+        self.update_resources()
+        provider = self._get_provider_uuid_by_name(H200)
+        # Both cards are allocated: the total stays, the lost card is
+        # reserved, and the provider says why.
+        pgpu = self._get_provider_inventory(provider)['PGPU']
+        self.assertEqual((2, 1), (pgpu['total'], pgpu['reserved']))
+        self.assertIn('CUSTOM_GPU_MISSING',
+                      self._get_provider_traits(provider))
+        self.release_and_check_nothing_left(uuids)
+        self.update_resources()
+        pgpu = self._get_provider_inventory(provider)['PGPU']
+        self.assertEqual((1, 0), (pgpu['total'], pgpu['reserved']))
+        self.assertNotIn('CUSTOM_GPU_MISSING',
+                         self._get_provider_traits(provider))
+
+    def test_mode_change_reshapes_the_provider(self):
+        # The operator turns the shared card into a whole one and
+        # restarts nova-compute.
+        self.flags(gpu_modes=['%s=mig' % MIG_CARD], group='lxd')
+        self.compute = self.restart_compute_service(self.compute)
+        provider = self._get_provider_uuid_by_name(H200)
+        self.assertEqual(
+            {'PGPU': 3, 'CUSTOM_MIG_1G_18GB': 7},
+            {rc: i['total'] for rc, i in
+             self._get_provider_inventory(provider).items()})

@@ -136,6 +136,39 @@ class AllocationProtectionTest(testtools.TestCase):
                                        usage={PROVIDER: {'PGPU': 1}})
         self.assertEqual(1, self._pgpu()['total'])
 
+    def test_placement_usage_is_asked_only_before_shrinking(self):
+        asked = []
+
+        def placement_usage(uuid):
+            asked.append(uuid)
+            return {'PGPU': used}
+        used = 4
+        inventory.update_provider_tree(self.tree, NODE, _specs(4),
+                                       placement_usage=placement_usage)
+        self.assertEqual([], asked)
+        # A card vanishes while all four are allocated: kept, reserved.
+        inventory.update_provider_tree(self.tree, NODE, _specs(3),
+                                       placement_usage=placement_usage)
+        uuid = self.tree.data(PROVIDER).uuid
+        self.assertEqual([uuid], asked)
+        self.assertEqual((4, 1), (self._pgpu()['total'],
+                                  self._pgpu()['reserved']))
+        self.assertIn('4 are allocated', self.warn.call_args[0][0])
+        # One server went: the inventory shrinks, the trait goes.
+        used = 3
+        inventory.update_provider_tree(self.tree, NODE, _specs(3),
+                                       placement_usage=placement_usage)
+        self.assertEqual((3, 0), (self._pgpu()['total'],
+                                  self._pgpu()['reserved']))
+        self.assertNotIn(inventory.TRAIT_MISSING,
+                         self.tree.data(PROVIDER).traits)
+
+    def test_placement_unreachable_keeps_the_inventory(self):
+        inventory.update_provider_tree(self.tree, NODE, _specs(2),
+                                       placement_usage=lambda uuid: None)
+        self.assertEqual((4, 2), (self._pgpu()['total'],
+                                  self._pgpu()['reserved']))
+
     def test_vanished_model_is_kept_until_known_unused(self):
         inventory.update_provider_tree(self.tree, NODE, [])
         self.assertEqual((4, 4), (self._pgpu()['total'],
