@@ -1,9 +1,10 @@
 """nova-lxd-gpus: the GPUs of LXD members as Placement will see them.
 
-Per member and card: exposed or why not, mode, provider, units, health;
-per provider: inventory and traits, computed by the same code the driver
-runs, with the ``[lxd] gpu_*`` options of nova.conf. Members' data comes
-from a Source; today a recorded ``GET /1.0/resources`` file, later LXD.
+Per member and card: exposed or why not, mode, provider, units, health,
+and which containers hold it; per provider: inventory and traits,
+computed by the same code the driver runs, with the ``[lxd]`` options of
+nova.conf. Members' data comes from a Source: LXD itself (reached as
+nova-compute reaches it), or a recorded ``GET /1.0/resources`` file.
 """
 
 import argparse
@@ -15,15 +16,19 @@ from oslo_config import cfg
 from oslo_utils import uuidutils
 
 from nova.compute import provider_tree as nova_provider_tree
+from nova import exception
 
+from nova_lxd import conf as lxd_conf
+from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
 from nova_lxd.gpu import inventory
 from nova_lxd.gpu import nvml
 from nova_lxd.gpu import options
+from nova_lxd.lxd import client
 
 
 class Source:
-    """Where members' GPU data comes from (an LXD-backed one plugs in)."""
+    """Where members' GPU data comes from."""
 
     def members(self):
         raise NotImplementedError()
@@ -34,6 +39,10 @@ class Source:
 
     def nvml_facts(self, member):
         """{pci: NvmlFacts} of the member's host, or None if unknown."""
+        return None
+
+    def instances(self):
+        """LXD's instances of every project (the ledger), or None."""
         return None
 
 
@@ -58,10 +67,47 @@ class FileSource(Source):
         return nvml.collect() if self.local_nvml else None
 
 
-def member_view(member, resources, facts, config):
-    """Everything the command shows of one member, as plain data."""
+class LXDSource(Source):
+    """The cluster as nova-compute sees it, through the ``[lxd]`` options.
+
+    Every member, or the one asked for; NVML facts only for the member
+    behind a local socket (NVML sees this host's cards).
+    """
+
+    def __init__(self, lxd_conf, member=None, local_nvml=False):
+        self.lxd = client.LXD(lxd_conf)
+        self.member, self.local_nvml = member, local_nvml
+        self._instances = None
+
+    def members(self):
+        return [self.member] if self.member else sorted(self.lxd.members())
+
+    def resources(self, member):
+        return self.lxd.resources(member)
+
+    def nvml_facts(self, member):
+        local = (not self.lxd.endpoint.startswith('https://') and
+                 member == self.lxd.environment.get('server_name'))
+        return nvml.collect() if self.local_nvml and local else None
+
+    def instances(self):
+        if self._instances is None:
+            self._instances = self.lxd.instances_of_all_projects()
+        return self._instances
+
+
+def member_view(member, resources, facts, config, instances=None):
+    """Everything the command shows of one member, as plain data.
+
+    ``instances``: LXD's instance list, for who holds which card; None
+    when not known (a recorded file).
+    """
     found = discovery.discover(resources)
     cards = discovery.enrich(found.cards, facts)
+    held = None
+    if instances is not None:
+        held = assignment.holders(member, cards, config,
+                                  assignment.ledger(instances, member))
     plans = inventory.card_plans(member, cards, config)
     specs = inventory.gpu_providers(member, cards, config, plans=plans)
     tree = nova_provider_tree.ProviderTree()
@@ -81,7 +127,8 @@ def member_view(member, resources, facts, config):
     return {
         'member': member,
         'nvml': facts is not None,
-        'cards': [_card_view(p, traits.get(p.provider, [])) for p in plans],
+        'cards': [_card_view(p, traits.get(p.provider, []), held)
+                  for p in plans],
         'skipped': [{'pci_address': s.pci_address, 'vendor_id': s.vendor_id,
                      'product_id': s.product_id,
                      'description': s.description, 'reason': s.reason}
@@ -90,7 +137,7 @@ def member_view(member, resources, facts, config):
     }
 
 
-def _card_view(plan, traits):
+def _card_view(plan, traits, held):
     card = plan.card
     return {'pci_address': card.pci_address, 'model': card.model,
             'name': card.name, 'numa_node': card.numa_node,
@@ -102,7 +149,9 @@ def _card_view(plan, traits):
             'mig_devices': [{'uuid': m.uuid, 'profile': m.profile}
                             for m in card.mig_devices],
             'health': list(card.health) or ['ok'],
-            'traits': traits, 'notes': list(plan.notes)}
+            'traits': traits, 'notes': list(plan.notes),
+            'held_by': (None if held is None
+                        else held.get(card.pci_address, []))}
 
 
 def _units(units):
@@ -120,19 +169,22 @@ def render_text(views, out):
     for view in views:
         out.write('Member %s%s\n' % (view['member'], '' if view['nvml'] else
                                      ' (no NVML facts)'))
-        rows = [('PCI', 'MODEL', 'MODE', 'PROVIDER', 'UNITS', 'HEALTH')]
+        rows = [('PCI', 'MODEL', 'MODE', 'PROVIDER', 'UNITS', 'HELD BY',
+                 'HEALTH')]
         for c in view['cards']:
             model = ('%s %s' % (c['model'], c['name'])).strip()
+            held = ('?' if c['held_by'] is None
+                    else ', '.join(c['held_by']) or '-')
             if not c['exposed']:
-                rows.append((c['pci_address'], model, '-', '-', '-',
+                rows.append((c['pci_address'], model, '-', '-', '-', held,
                              'not exposed: ' + c['reason']))
                 continue
             rows.append((c['pci_address'], model, c['mode'], c['provider'],
-                         _units(c['units']), '; '.join(c['health'])))
+                         _units(c['units']), held, '; '.join(c['health'])))
         for s in view['skipped']:
             model = '%s:%s %s' % (s['vendor_id'] or '?',
                                   s['product_id'] or '?', s['description'])
-            rows.append((s['pci_address'] or '-', model, '-', '-', '-',
+            rows.append((s['pci_address'] or '-', model, '-', '-', '-', '-',
                          'skipped: ' + s['reason']))
         if len(rows) == 1:
             out.write('  no GPU\n')
@@ -153,9 +205,9 @@ def render_text(views, out):
 
 def _config(files):
     conf = cfg.ConfigOpts()
-    conf.register_opts(options.gpu_opts, group=options.GROUP)
+    lxd_conf.register_opts(conf)
     conf(args=[], project='nova', default_config_files=files or None)
-    return options.from_conf(conf)
+    return conf
 
 
 def _parser():
@@ -163,13 +215,15 @@ def _parser():
         prog='nova-lxd-gpus',
         description='Show the GPUs of an LXD member as Placement will see '
                     'them, with the [lxd] gpu_* options of nova.conf.')
-    parser.add_argument('--resources', metavar='FILE', required=True,
+    parser.add_argument('--resources', metavar='FILE',
                         help='JSON of the member\'s GET /1.0/resources '
-                             '(lxc query /1.0/resources), or its gpu object')
+                             '(lxc query /1.0/resources), or its gpu object, '
+                             'instead of asking LXD; who holds which card '
+                             'is then unknown')
     parser.add_argument('--member', metavar='NAME',
-                        default=socket.gethostname(),
                         help='LXD member name (provider names start with '
-                             'it); default: this host\'s name')
+                             'it); default: every member of the cluster, or '
+                             'this host\'s name with --resources')
     parser.add_argument('--config-file', metavar='FILE', action='append',
                         default=[],
                         help='nova.conf to read (repeatable); default: '
@@ -186,14 +240,20 @@ def _parser():
 def main(argv=None, out=None):
     out = out or sys.stdout
     args = _parser().parse_args(argv)
-    source = FileSource(args.resources, args.member, local_nvml=args.nvml)
     try:
-        config = _config(args.config_file)
+        conf = _config(args.config_file)
+        config = options.from_conf(conf)
+        if args.resources:
+            source = FileSource(args.resources,
+                                args.member or socket.gethostname(),
+                                local_nvml=args.nvml)
+        else:
+            source = LXDSource(conf.lxd, args.member, local_nvml=args.nvml)
         views = [member_view(m, source.resources(m), source.nvml_facts(m),
-                             config)
+                             config, source.instances())
                  for m in source.members()]
     except (options.GpuConfigError, discovery.GPUDataError, OSError,
-            cfg.Error) as e:
+            cfg.Error, exception.NovaException) as e:
         sys.stderr.write('nova-lxd-gpus: %s\n' % e)
         return 2
     if args.json:

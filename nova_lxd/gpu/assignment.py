@@ -481,6 +481,13 @@ def _requests(allocations, providers_by_uuid, member, plans):
     return wanted
 
 
+def holders(member, cards, config, ledger):
+    """{pci: containers holding the card or one of its slices} (sorted)."""
+    usage = _Usage(_Member(member, cards, config), ledger)
+    return {pci: sorted(names) for pci, names in usage.names.items()
+            if names}
+
+
 def _holders(usage, member, model):
     return sorted((container, pci) for pci, plan in member.plans.items()
                   if plan.card.model == model

@@ -9,8 +9,12 @@ created; starting it needs the real card, which these machines lack, so
 the boot must fail with a clear fault and leave nothing behind.
 """
 
+import io
+import json
+
 import fixtures
 
+from nova_lxd.cmd import gpus
 from nova_lxd.lxd import client
 from tests.functional import base
 from tests.unit import gpu as gpu_data
@@ -67,18 +71,9 @@ class GPUTest(base.LXDServicesTestCase):
             data=self.bed.marked_image('gpu'))['id']
 
     def test_card_held_by_another_container_is_never_given(self):
-        # An operator's own container on lxd1 holds the RTX 2080 Ti:
-        # Placement does not know, LXD (the ledger) does.
-        held = self.lxd.instances.create(
-            {'name': 'operator-gpu', 'profiles': [],
-             'source': {'type': 'image', 'alias': self.bed.image},
-             'devices': {
-                 'root': {'type': 'disk', 'path': '/',
-                          'pool': self.bed.pool},
-                 'card': {'type': 'gpu', 'gputype': 'physical',
-                          'pci': '0000:03:00.0'}}},
-            target='lxd1', wait=True)
-        self.addCleanup(held.delete, wait=True)
+        # Placement does not know the operator's container; LXD (the
+        # ledger) does.
+        self.hold_rtx('operator-gpu')
 
         server = self._create_server(image_uuid=self.image(),
                                      flavor_id=self.rtx_flavor(),
@@ -89,22 +84,45 @@ class GPUTest(base.LXDServicesTestCase):
         self.assertEqual({'operator-gpu'},
                          {i.name for i in self.lxd.instances.all()})
 
+    def hold_rtx(self, name, client=None):
+        """An operator's own container on lxd1 with the RTX 2080 Ti."""
+        held = (client or self.lxd).instances.create(
+            {'name': name, 'profiles': [],
+             'source': {'type': 'image', 'alias': self.bed.image},
+             'devices': {
+                 'root': {'type': 'disk', 'path': '/',
+                          'pool': self.bed.pool},
+                 'card': {'type': 'gpu', 'gputype': 'physical',
+                          'pci': '0000:03:00.0'}}},
+            target='lxd1', wait=True)
+        self.addCleanup(held.delete, wait=True)
+
+    def test_operator_command_shows_the_cluster_and_who_holds_what(self):
+        self.hold_rtx('operator-gpu')
+        conf = self.useFixture(fixtures.TempDir()).join('nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[lxd]\nendpoint = %s\nclient_cert = %s\n'
+                    'client_key = %s\nserver_cert = %s\n' % (
+                        self.bed.endpoint, self.bed.client_cert,
+                        self.bed.client_key, self.bed.server_cert))
+        out = io.StringIO()
+        self.assertEqual(0, gpus.main(['--config-file', conf, '--json'],
+                                      out=out))
+        views = {v['member']: v for v in json.loads(out.getvalue())[
+            'members']}
+        self.assertEqual(set(self.bed.members), set(views))
+        self.assertEqual(
+            {'0000:03:00.0': ['operator-gpu'], '0000:82:00.0': []},
+            {c['pci_address']: c['held_by'] for c in views['lxd1']['cards']})
+        self.assertEqual([], views['lxd2']['cards'])
+
     def test_card_held_in_another_project_is_never_given(self):
         # The operator's container is in a project of its own; the driver
         # works in the default one and must still see it.
         project = 'nova-lxd-test-ops'
         self.addCleanup(self.lxd.projects.create(project, config={
             'features.images': 'false', 'features.profiles': 'false'}).delete)
-        ops = self.bed.client(project=project)
-        held = ops.instances.create(
-            {'name': 'notebook', 'profiles': [],
-             'source': {'type': 'image', 'alias': self.bed.image},
-             'devices': {
-                 'root': {'type': 'disk', 'path': '/',
-                          'pool': self.bed.pool},
-                 'card': {'type': 'gpu', 'pci': '0000:03:00.0'}}},
-            target='lxd1', wait=True)
-        self.addCleanup(held.delete, wait=True)
+        self.hold_rtx('notebook', self.bed.client(project=project))
 
         server = self._create_server(image_uuid=self.image(),
                                      flavor_id=self.rtx_flavor(),

@@ -42,7 +42,7 @@ class GpusCommandTest(testtools.TestCase):
         self.assertIn('Member lxd1 (no NVML facts)', out)
         self.assertThat(out, matchers.MatchesRegex(
             r'.*0000:03:00.0  10de:1e04 GeForce RTX 2080 Ti +whole  '
-            r'lxd1_gpu_10de_1e04  PGPU 1  ok\n', re.DOTALL))
+            r'lxd1_gpu_10de_1e04  PGPU 1  \?        ok\n', re.DOTALL))
         self.assertIn('skipped: no render node', out)
         self.assertIn('PGPU total 1 reserved 0 max_unit 1', out)
         self.assertIn('CUSTOM_GPU_CUDA_COMPUTE_CAPABILITY_V7_5', out)
@@ -99,6 +99,40 @@ class GpusCommandTest(testtools.TestCase):
             self.assertEqual((2, ''), (rc, out))
             self.assertIn(words, err)
             self.assertTrue(err.startswith('nova-lxd-gpus: '))
+
+    def test_lxd_source_shows_who_holds_each_card(self):
+        recorded = data.load(data.ASPEED_RTX)
+        lxd = mock.Mock(endpoint='https://127.0.0.2:8443')
+        lxd.members.return_value = {'lxd2': 'Online', 'lxd1': 'Online'}
+        lxd.resources.side_effect = lambda m: (
+            {'gpu': recorded} if m == 'lxd1' else {'gpu': {'cards': []}})
+        lxd.instances_of_all_projects.return_value = [
+            {'name': 'instance-00000001', 'location': 'lxd1',
+             'config': {'user.nova.instance_uuid': 'u1'},
+             'devices': {'nova-gpu-0': {'type': 'gpu',
+                                        'pci': '0000:82:00.0'}}},
+            {'name': 'notebook', 'location': 'lxd1', 'project': 'team-a',
+             'config': {},
+             'devices': {'g': {'type': 'gpu', 'pci': '0000:82:00.0'}}}]
+        with mock.patch('nova_lxd.lxd.client.LXD', return_value=lxd):
+            rc, out, _ = self._run('--json')
+        self.assertEqual(0, rc)
+        lxd1, lxd2 = json.loads(out)['members']
+        self.assertEqual(('lxd1', 'lxd2'), (lxd1['member'], lxd2['member']))
+        self.assertEqual(
+            {'0000:03:00.0': [],
+             '0000:82:00.0': ['instance-00000001', 'team-a/notebook']},
+            {c['pci_address']: c['held_by'] for c in lxd1['cards']})
+        # One listing serves every member; no NVML over HTTPS.
+        self.assertEqual(1, lxd.instances_of_all_projects.call_count)
+        self.assertFalse(lxd1['nvml'])
+
+    def test_lxd_unreachable_is_one_line(self):
+        rc, out, err = self._run(conf=self._write(
+            'x.conf', '[lxd]\nendpoint = https://127.0.0.2:1\n'))
+        self.assertEqual((2, ''), (rc, out))
+        self.assertTrue(err.startswith('nova-lxd-gpus: '))
+        self.assertIn('client_cert', err)
 
     def test_file_source_interface(self):
         source = gpus.FileSource('f.json', 'm1')
