@@ -515,18 +515,43 @@ class LXDDriver(driver.ComputeDriver):
         # changes its limits live.
         return ''
 
-    def _apply_flavor(self, instance, flavor):
-        root = dict(self.lxd.instance(instance.name)['devices']['root'])
+    def _apply_flavor(self, instance, flavor, allocations):
+        """Limits, root size and GPUs of ``flavor``, on the container.
+
+        GPUs follow ``allocations``: the cards the container holds of the
+        allocated models stay, more are picked, the rest are taken away.
+        """
+        found = self.lxd.instance(instance.name)
+        root = dict(found['devices']['root'])
         root.update(config.root_disk(flavor, root['pool'],
                                      flavor.extra_specs))
-        self.lxd.update_instance(instance.name, {
-            'config': config.limits(flavor), 'devices': {'root': root}})
+        held = [n for n in found['devices']
+                if gpu_assignment.is_nova_device(n)]
+        if not held and not _gpu_classes(allocations):
+            self.lxd.update_instance(instance.name, {
+                'config': config.limits(flavor), 'devices': {'root': root}})
+            return
+        found['config'].update(config.limits(flavor))
+        found['devices']['root'] = root
+        with self._gpu_locks(instance.node):
+            gpus = {'devices': {}, 'profiles': []}
+            self._add_gpus(gpus, instance,
+                           extra_specs.lxd_specs(flavor.extra_specs),
+                           allocations)
+            for name in held:
+                del found['devices'][name]
+            found['devices'].update(gpus['devices'])
+            found['profiles'] = [
+                p for p in found['profiles']
+                if not gpu_assignment.is_gpu_profile(p)] + gpus['profiles']
+            self.lxd.replace_instance(instance.name, found)
+        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None, power_on=True,
                          share_info=None):
-        self._apply_flavor(instance, instance.flavor)
+        self._apply_flavor(instance, instance.flavor, allocations)
         if power_on:
             self.power_on(context, instance, network_info)
 
@@ -536,6 +561,10 @@ class LXDDriver(driver.ComputeDriver):
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
-        self._apply_flavor(instance, instance.flavor)
+        # Nova gave the old flavor's allocations back to the instance.
+        placement = report.report_client_singleton()
+        allocations = placement.get_allocs_for_consumer(
+            context, instance.uuid)['allocations']
+        self._apply_flavor(instance, instance.flavor, allocations)
         if power_on:
             self.power_on(context, instance, network_info)

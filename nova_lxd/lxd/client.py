@@ -224,6 +224,16 @@ class LXD(object):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
 
+    def replace_instance(self, name, found):
+        """PUT the instance as ``found`` (a GET of it, changed): applied live.
+
+        Unlike PATCH, devices missing from ``found`` are removed.
+        """
+        body = {k: found[k] for k in ('architecture', 'config', 'devices',
+                                      'ephemeral', 'profiles', 'description')
+                if k in found}
+        self._run('put', self._client.api.instances[name], json=body)
+
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""
         try:

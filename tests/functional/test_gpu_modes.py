@@ -239,3 +239,38 @@ class GPUModesTest(base.LXDServicesTestCase):
             {'PGPU': 3, 'CUSTOM_MIG_1G_18GB': 7},
             {rc: i['total'] for rc, i in
              self._get_provider_inventory(provider).items()})
+
+    def test_resize_gives_and_takes_cards_and_revert_restores(self):
+        # Resize changes the devices of a stopped container: LXD validates
+        # them, and a start would need the real cards.
+        self.held.release()
+        self.flags(allow_resize_to_same_host=True)
+        plain = self._create_flavor(name='plain', vcpu=1, memory_mb=128,
+                                    disk=1)
+        server = self._create_server(image_uuid=self.image, flavor_id=plain,
+                                     networks='none')
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        server = self._stop_server(server)
+
+        def cards():
+            devices = self.lxd.instances.get(name).devices
+            return {d['pci'] for d in gpu_devices(devices)}
+
+        self._resize_server(server, self.flavor('gpu.one', 'PGPU'))
+        (card,) = cards()
+        self.assertIn(card, WHOLE_CARDS)
+        self.assertEqual(1, self.usage('PGPU'))
+        self.api.post_server_action(server['id'], {'revertResize': None})
+        self._wait_for_migration_status(server, ['reverted'])
+        self._wait_for_state_change(server, 'SHUTOFF')
+        self.assertEqual(set(), cards())
+        self.assertEqual(0, self.usage('PGPU'))
+
+        self._resize_server(server, self.flavor('gpu.two', 'PGPU', 2))
+        self.api.post_server_action(server['id'], {'confirmResize': None})
+        self._wait_for_migration_status(server, ['confirmed'])
+        self._wait_for_state_change(server, 'SHUTOFF')
+        self.assertEqual(WHOLE_CARDS, cards())
+        self.assertEqual(2, self.usage('PGPU'))
+        self._delete_server(server)
+        self.assertEqual(self.before, self.lxd_state())
