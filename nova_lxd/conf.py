@@ -78,6 +78,12 @@ lxd_opts = [
         help='Let flavors with lxd:nesting=true run containers inside '
              'their container (security.nesting). Off: such boots fail '
              'with a fault naming this option.'),
+    cfg.BoolOpt(
+        'volume_use_multipath',
+        default=False,
+        help='Connect Cinder volumes over multipath (os-brick), as '
+             '[libvirt] volume_use_multipath does for libvirt. The '
+             'multipath daemon must run on the member.'),
     cfg.IntOpt(
         'timeout',
         default=60,

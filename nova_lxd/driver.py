@@ -36,6 +36,7 @@ from nova_lxd.lxd import images
 from nova_lxd.lxd import members
 from nova_lxd import metadata
 from nova_lxd import state
+from nova_lxd import storage
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class LXDDriver(driver.ComputeDriver):
         has_imagecache=True,
         # Glance images of disk_format raw (LXD tarballs, squashfs).
         supports_image_type_raw=True,
+        # os-brick rescans; the container's unix-block device follows.
+        supports_extend_volume=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -78,12 +81,14 @@ class LXDDriver(driver.ComputeDriver):
         # member -> (its GPU cards, {GPU provider UUID: provider name})
         self._gpus = {}
         self._gpu_locks = gpu_assignment.MemberLocks()
+        self.disks = None
 
     # -- service and nodes ---------------------------------------------
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
         self.images = images.ImageCache(self.lxd)
+        self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
@@ -218,6 +223,7 @@ class LXDDriver(driver.ComputeDriver):
             specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
+        ephemeral_gb = storage.check_disks(instance, block_device_info)
         body = config.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,
@@ -227,8 +233,10 @@ class LXDDriver(driver.ComputeDriver):
         drive = metadata.config_drive_files(instance, injected_files,
                                             admin_password, network_info)
         try:
-            self._spawn(context, instance, image_meta, injected_files, body,
-                        drive, power_on, specs, allocations)
+            with self.disks.prepared(instance, block_device_info,
+                                     ephemeral_gb, body):
+                self._spawn(context, instance, image_meta, injected_files,
+                            body, drive, power_on, specs, allocations)
         except (errors.LXDError, gpu_assignment.GPUAssignmentError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
             # would replace them with "Exceeded maximum number of retries".
@@ -321,12 +329,15 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.disks.remove(instance, block_device_info)
         self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         self._delete(instance)
+        if destroy_disks:
+            self.disks.remove(instance, block_device_info)
 
     def _change_state(self, instance, action, **kwargs):
         try:
@@ -419,6 +430,23 @@ class LXDDriver(driver.ComputeDriver):
             self.images.prune(
                 max_unused_age_seconds=CONF.image_cache
                 .remove_unused_original_minimum_age_seconds)
+
+    # -- volumes ---------------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        return storage.connector_properties()
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        self.disks.attach(instance, connection_info, mountpoint, encryption)
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        self.disks.detach(instance, connection_info)
+
+    def extend_volume(self, context, connection_info, instance,
+                      requested_size):
+        return self.disks.extend(instance, connection_info)
 
     # -- console and diagnostics ---------------------------------------
 

@@ -209,6 +209,42 @@ class LXD(object):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
 
+    def remove_device(self, name, device):
+        """Remove one device of an instance (live); False if it had none.
+
+        PATCH cannot drop a device: the instance is written back whole,
+        guarded by its ETag against a concurrent change.
+        """
+        node = self._client.api.instances[name]
+        response = self._request('get', node)
+        found = response.json()['metadata']
+        if device not in found['devices']:
+            return False
+        del found['devices'][device]
+        body = {k: found[k] for k in ('architecture', 'config', 'devices',
+                                      'ephemeral', 'profiles',
+                                      'description')}
+        self._run('put', node, json=body,
+                  headers={'If-Match': response.headers.get('ETag', '')})
+        return True
+
+    def _volumes(self, pool):
+        return self._client.api.storage_pools[pool].volumes.custom
+
+    def create_volume(self, pool, body, member):
+        """Create a custom storage volume on exactly ``member``."""
+        self._run('post', self._client.api.storage_pools[pool].volumes,
+                  json=body, params=self._target(member))
+
+    def delete_volume(self, pool, name, member):
+        """Delete a custom volume of ``member``; False if already gone."""
+        try:
+            self._run('delete', self._volumes(pool)[name],
+                      params=self._target(member))
+        except errors.LXDNotFound:
+            return False
+        return True
+
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""
         try:
