@@ -22,25 +22,28 @@ size cannot be given to one.
 
 import contextlib
 
-from nova import exception
 import nova.conf
+from nova import exception
 from nova import utils
 from nova.virt import driver
 from os_brick.initiator import connector
 from oslo_log import log as logging
 from oslo_utils import excutils
 
+from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 EPHEMERAL_PATH = '/mnt'
 EPHEMERAL_DEVICE = 'ephemeral0'
+EPHEMERAL_VOLUME_PREFIX = 'nova-ephemeral-'
 VOLUME_DEVICE_PREFIX = 'nova-volume-'
 
 
 def ephemeral_volume_name(instance):
     """The LXD custom volume of an instance's ephemeral disk."""
-    return 'nova-ephemeral-%s' % instance.uuid
+    return EPHEMERAL_VOLUME_PREFIX + instance.uuid
 
 
 def _refuse(reason):
