@@ -418,6 +418,7 @@ class LXDDriver(driver.ComputeDriver):
 
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):
+        self.disks.reconnect(instance, block_device_info)
         self.power_on(context, instance, network_info, block_device_info)
 
     def manage_image_cache(self, context, all_instances):
@@ -507,6 +508,11 @@ class LXDDriver(driver.ComputeDriver):
                                    timeout=0, retry_interval=0):
         migration = objects.Migration.get_by_id_and_instance(
             context, instance.migration_context.migration_id, instance.uuid)
+        try:
+            storage.check_resize(instance.flavor, flavor)
+        except exception.InvalidInput as e:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=str(e)))
         if migration.dest_node != migration.source_node:
             raise exception.InstanceFaultRollback(
                 inner_exception=exception.MigrationPreCheckError(
@@ -523,6 +529,7 @@ class LXDDriver(driver.ComputeDriver):
                                      flavor.extra_specs))
         self.lxd.update_instance(instance.name, {
             'config': config.limits(flavor), 'devices': {'root': root}})
+        self.disks.apply_flavor(instance, flavor)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,

@@ -31,6 +31,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -78,6 +79,21 @@ def check_disks(instance, block_device_info):
     if ephemerals:
         return ephemerals[0]['size']
     return instance.flavor.ephemeral_gb or 0
+
+
+def check_resize(old, new):
+    """Refuse a resize the disks cannot follow (before anything changes).
+
+    Like Nova's libvirt driver, an ephemeral disk never shrinks.
+    """
+    if new.swap:
+        raise _refuse('flavor %s asks for %d MiB of swap, which an LXD '
+                      'container cannot get' % (new.name, new.swap))
+    if new.ephemeral_gb < old.ephemeral_gb:
+        raise _refuse('the ephemeral disk cannot shrink from %d to %d GiB; '
+                      'resize to a flavor with ephemeral disk %d GiB or '
+                      'more' % (old.ephemeral_gb, new.ephemeral_gb,
+                                old.ephemeral_gb))
 
 
 def ephemeral_volume(instance, size_gb):
@@ -244,6 +260,48 @@ class Disks(object):
                 except Exception:
                     LOG.exception('Disconnecting volume %s failed',
                                   volume_id(info), instance=instance)
+
+    def apply_flavor(self, instance, flavor):
+        """Size (make, remove) the ephemeral disk as ``flavor`` asks.
+
+        For a resize (the new flavor) and its revert (the old one). A
+        revert that cannot shrink the volume back (more is written than
+        fits) keeps it larger, with a warning: the data is kept.
+        """
+        pool = CONF.lxd.storage_pool
+        name = ephemeral_volume_name(instance)
+        if not flavor.ephemeral_gb:
+            self.lxd.remove_device(instance.name, EPHEMERAL_DEVICE)
+            self.lxd.delete_volume(pool, name, instance.node)
+            return
+        size = ephemeral_volume(instance, flavor.ephemeral_gb)['config']
+        try:
+            self.lxd.update_volume(pool, name, instance.node,
+                                   {'config': size})
+        except errors.LXDNotFound:
+            self.lxd.create_volume(
+                pool, ephemeral_volume(instance, flavor.ephemeral_gb),
+                instance.node)
+            self.lxd.update_instance(instance.name, {'devices': {
+                EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
+        except errors.LXDError as e:
+            LOG.warning('The ephemeral disk keeps its size, not %s: %s',
+                        size['size'], e, instance=instance)
+
+    def reconnect(self, instance, block_device_info):
+        """Connect the volumes again after the member rebooted.
+
+        The container's devices then name the paths os-brick gives now,
+        which may differ from before.
+        """
+        volumes = driver.block_device_info_get_mapping(block_device_info)
+        if not volumes:
+            return
+        check_local(instance, self.local_member())
+        self.lxd.update_instance(instance.name, {'devices': {
+            volume_device_name(bdm['connection_info']): volume_device(
+                connect(bdm['connection_info']), bdm['mount_device'])
+            for bdm in volumes}})
 
     def attach(self, instance, connection_info, mountpoint, encryption):
         """Connect a volume and pass it into the (running) container."""

@@ -236,6 +236,11 @@ class LXD(object):
         self._run('post', self._client.api.storage_pools[pool].volumes,
                   json=body, params=self._target(member))
 
+    def update_volume(self, pool, name, member, patch):
+        """PATCH a custom volume of ``member`` (its size, ...)."""
+        self._run('patch', self._volumes(pool)[name], json=patch,
+                  params=self._target(member))
+
     def delete_volume(self, pool, name, member):
         """Delete a custom volume of ``member``; False if already gone."""
         try:

@@ -200,6 +200,28 @@ class VolumeTest(StorageTestCase):
         self._delete_server(server)
         self.assertEqual([], _loops_of(self.loops.folder))
 
+    def test_volume_given_at_boot_is_in_the_container_from_the_start(self):
+        self.only_member('lxd1')
+        self.flags(host='lxd1')
+        volume_id = str(uuid.uuid4())
+        body = self._build_server(image_uuid=self.image_id,
+                                  flavor_id=self.flavor_id, networks='none')
+        body['block_device_mapping_v2'] = [
+            {'boot_index': 0, 'source_type': 'image',
+             'destination_type': 'local', 'uuid': self.image_id},
+            {'boot_index': -1, 'source_type': 'volume',
+             'destination_type': 'volume', 'uuid': volume_id}]
+        server = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        device = self.api.get_server_volume(server['id'], volume_id)[
+            'device']
+        rc, out, err = self.exec(server, 'blockdev', '--getsize64', device)
+        self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
+        self.assertEqual(1, len(_loops_of(self.loops.folder)))
+
+        self._delete_server(server)
+        self.assertEqual([], _loops_of(self.loops.folder))
+
     def test_boot_from_volume_refused_before_anything_is_created(self):
         before = self.container_names()
         body = self._build_server(flavor_id=self.flavor_id, networks='none')
@@ -235,6 +257,50 @@ class EphemeralTest(StorageTestCase):
                                  'echo data > /mnt/file && cat /mnt/file')
         self.assertEqual(0, rc, err)
         self.assertIn('data', out)
+
+        self._delete_server(server)
+        self.assertEqual(set(), self.volume_names())
+
+    def test_resize_makes_grows_and_reverts_the_ephemeral_disk(self):
+        self.flags(allow_resize_to_same_host=True)
+        one = self._create_flavor(name='eph1', vcpu=1, memory_mb=256,
+                                  disk=1, ephemeral=1)
+        two = self._create_flavor(name='eph2', vcpu=1, memory_mb=256,
+                                  disk=1, ephemeral=2)
+        server = self.boot()
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        self.only_member(member)
+        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        api = self.lxd.api.storage_pools[self.bed.pool].volumes.custom
+
+        def size():
+            return api[volume].get(params={'target': member}).json()[
+                'metadata']['config']['size']
+
+        # None -> 1 GiB, mounted at /mnt while the container runs.
+        server = self._resize_server(server, one)
+        self.assertEqual('1GiB', size())
+        rc, _, err = self.exec(server, 'grep', ' /mnt ', '/proc/mounts')
+        self.assertEqual(0, rc, err)
+        server = self._revert_resize(server)
+        self.assertNotIn('ephemeral0', self.container(server)['devices'])
+        self.assertEqual(set(), self.volume_names())
+
+        server = self._resize_server(server, one)
+        server = self._confirm_resize(server)
+        server = self._resize_server(server, two)
+        self.assertEqual('2GiB', size())
+        server = self._revert_resize(server)
+        self.assertEqual('1GiB', size())
+
+        # Shrinking is refused; the server keeps its disk.
+        self.api.post_server_action(server['id'], {'resize': {
+            'flavorRef': self.flavor_id}})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self._wait_for_action_fail_completion(
+            server, 'resize', 'compute_resize_instance')
+        self.assertEqual('1GiB', size())
+        self.assertEqual('eph1', server['flavor']['original_name'])
 
         self._delete_server(server)
         self.assertEqual(set(), self.volume_names())

@@ -11,6 +11,7 @@ from oslo_utils.fixture import uuidsentinel as uuids
 import testtools
 
 from nova_lxd import conf  # noqa: F401 (registers [lxd])
+from nova_lxd.lxd import errors
 from nova_lxd import storage
 
 
@@ -71,6 +72,25 @@ class CheckDisksTest(test.NoDBTestCase):
         e = self.assertRaises(exception.InvalidInput, storage.check_disks,
                               _instance(ephemeral_gb=2), info)
         self.assertIn('one ephemeral disk (at /mnt), not 2', str(e))
+
+
+class CheckResizeTest(test.NoDBTestCase):
+
+    def test_ephemeral_grows_or_stays(self):
+        storage.check_resize(_instance(ephemeral_gb=1).flavor,
+                             _instance(ephemeral_gb=2).flavor)
+        storage.check_resize(_instance().flavor,
+                             _instance(ephemeral_gb=1).flavor)
+
+    def test_ephemeral_never_shrinks(self):
+        e = self.assertRaises(exception.InvalidInput, storage.check_resize,
+                              _instance(ephemeral_gb=2).flavor,
+                              _instance(ephemeral_gb=1).flavor)
+        self.assertIn('cannot shrink from 2 to 1 GiB', str(e))
+
+    def test_swap_refused(self):
+        self.assertRaises(exception.InvalidInput, storage.check_resize,
+                          _instance().flavor, _instance(swap=1).flavor)
 
 
 class DevicesTest(test.NoDBTestCase):
@@ -181,6 +201,42 @@ class DisksTest(test.NoDBTestCase):
         self.lxd.delete_volume.assert_called_once_with(
             'pool', storage.ephemeral_volume_name(inst), 'lxd1')
         self.brick.disconnect_volume.assert_not_called()
+
+    def test_reconnect_points_the_devices_at_the_new_paths(self):
+        self.brick.connect_volume.return_value = {'type': 'block',
+                                                  'path': '/dev/sdy'}
+        inst = _instance()
+        self.disks.reconnect(inst, {'block_device_mapping': [
+            _volume(uuids.vol, mount='/dev/vdc')]})
+        self.lxd.update_instance.assert_called_once_with(inst.name, {
+            'devices': {'nova-volume-%s' % uuids.vol:
+                        storage.volume_device('/dev/sdy', '/dev/vdc')}})
+
+    def test_resize_grows_the_ephemeral_volume(self):
+        inst = _instance(ephemeral_gb=2)
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.update_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1',
+            {'config': {'size': '2GiB'}})
+        self.lxd.create_volume.assert_not_called()
+
+    def test_resize_to_a_first_ephemeral_disk_makes_and_mounts_it(self):
+        self.lxd.update_volume.side_effect = errors.LXDNotFound(reason='x')
+        inst = _instance(ephemeral_gb=1)
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.create_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume(inst, 1), 'lxd1')
+        self.lxd.update_instance.assert_called_once_with(inst.name, {
+            'devices': {'ephemeral0': storage.ephemeral_device(inst,
+                                                               'pool')}})
+
+    def test_revert_to_no_ephemeral_disk_removes_it(self):
+        inst = _instance()
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.remove_device.assert_called_once_with(inst.name,
+                                                       'ephemeral0')
+        self.lxd.delete_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1')
 
     def test_failed_attach_disconnects(self):
         self.lxd.update_instance.side_effect = RuntimeError('LXD said no')
