@@ -54,8 +54,11 @@ lxd_opts = [
     cfg.StrOpt(
         'storage_pool',
         default='default',
-        help='LXD storage pool for instance root disks. Its size on each '
-             'member is what that member reports to Placement as DISK_GB.'),
+        help='LXD storage pool for instance root disks and ephemeral disks '
+             '(custom volumes). Its size on each member is what that member '
+             'reports to Placement as DISK_GB. Disk sizes are enforced '
+             'where its driver enforces sizes (btrfs, zfs, lvm, ceph; dir '
+             'only on a filesystem with project quotas).'),
     cfg.ListOpt(
         'members',
         default=[],
