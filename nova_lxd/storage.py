@@ -249,17 +249,19 @@ class Disks(object):
             driver.block_device_info_get_mapping(block_device_info)])
 
     def _remove(self, instance, made):
+        # Volumes first: one that fails to disconnect is logged, and the
+        # ephemeral volume still goes.
         for info in made:
-            if info is None:
-                self.lxd.delete_volume(CONF.lxd.storage_pool,
-                                       ephemeral_volume_name(instance),
-                                       instance.node)
-            elif instance.node == self.local_member():
+            if info is not None and instance.node == self.local_member():
                 try:
                     disconnect(info)
                 except Exception:
                     LOG.exception('Disconnecting volume %s failed',
                                   volume_id(info), instance=instance)
+        if None in made:
+            self.lxd.delete_volume(CONF.lxd.storage_pool,
+                                   ephemeral_volume_name(instance),
+                                   instance.node)
 
     def apply_flavor(self, instance, flavor):
         """Size (make, remove) the ephemeral disk as ``flavor`` asks.
@@ -321,8 +323,12 @@ class Disks(object):
     def detach(self, instance, connection_info):
         """Take the volume out of the container, then disconnect it."""
         check_local(instance, self.local_member())
-        self.lxd.remove_device(instance.name,
-                               volume_device_name(connection_info))
+        try:
+            self.lxd.remove_device(instance.name,
+                                   volume_device_name(connection_info))
+        except errors.LXDNotFound:
+            LOG.warning('No container to take volume %s out of',
+                        volume_id(connection_info), instance=instance)
         disconnect(connection_info)
 
     def extend(self, instance, connection_info):

@@ -17,6 +17,7 @@ import time
 import uuid
 
 import fixtures
+import nova.conf
 from nova.tests.fixtures import cinder as cinder_fixture
 from nova.volume import cinder
 import os_brick.privileged
@@ -147,7 +148,9 @@ class VolumeTest(StorageTestCase):
         self.assertEqual((MACHINE, 'linux', False),
                          (connector['platform'], connector['os_type'],
                           connector['multipath']))
-        self.assertIn('host', connector)
+        self.assertEqual((server['OS-EXT-SRV-ATTR:host'],
+                          nova.conf.CONF.my_block_storage_ip),
+                         (connector['host'], connector['ip']))
         self.assertEqual(['fake'], self.protocols[:1])
 
         loop = self.loops.loops[volume_id]

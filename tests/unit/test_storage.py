@@ -246,6 +246,20 @@ class DisksTest(test.NoDBTestCase):
         self.brick.disconnect_volume.assert_called_once_with(
             info['data'], None)
 
+    def test_detach_without_a_container_still_disconnects(self):
+        self.lxd.remove_device.side_effect = errors.LXDNotFound(reason='x')
+        info = _volume(uuids.vol)['connection_info']
+        self.disks.detach(_instance(), info)
+        self.brick.disconnect_volume.assert_called_once_with(
+            info['data'], None)
+
+    def test_destroy_disconnects_even_when_the_volume_delete_fails(self):
+        self.lxd.delete_volume.side_effect = RuntimeError('LXD said no')
+        info = {'block_device_mapping': [_volume(uuids.vol)]}
+        self.assertRaises(RuntimeError, self.disks.remove, _instance(), info)
+        self.brick.disconnect_volume.assert_called_once_with(
+            {'volume_id': uuids.vol}, None)
+
     def test_encrypted_volume_refused_before_connecting(self):
         self.assertRaises(exception.InvalidInput, self.disks.attach,
                           _instance(), _volume(uuids.vol)['connection_info'],
