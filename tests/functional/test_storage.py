@@ -221,9 +221,37 @@ class VolumeTest(StorageTestCase):
         rc, out, err = self.exec(server, 'blockdev', '--getsize64', device)
         self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
         self.assertEqual(1, len(_loops_of(self.loops.folder)))
+        # It stays through a stop and start.
+        server = self._start_server(self._stop_server(server))
+        rc, out, err = self.exec(server, 'blockdev', '--getsize64', device)
+        self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
 
         self._delete_server(server)
         self.assertEqual([], _loops_of(self.loops.folder))
+
+    def test_rebuild_keeps_the_volume_and_gives_a_fresh_ephemeral_disk(self):
+        flavor = self._create_flavor(name='eph', vcpu=1, memory_mb=256,
+                                     disk=1, ephemeral=1)
+        server = self._create_server(image_uuid=self.image_id,
+                                     flavor_id=flavor, networks='none')
+        self.flags(host=server['OS-EXT-SRV-ATTR:host'])
+        volume_id = str(uuid.uuid4())
+        self._attach_volume(server, volume_id)
+        device = self.api.get_server_volume(server['id'], volume_id)[
+            'device']
+        rc, _, err = self.exec(server, 'touch', '/mnt/old')
+        self.assertEqual(0, rc, err)
+
+        server = self._rebuild_server(server, self.image_id)
+        rc, out, err = self.exec(server, 'blockdev', '--getsize64', device)
+        self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
+        rc, out, err = self.exec(server, 'ls', '-A', '/mnt')
+        self.assertEqual((0, ''), (rc, out.strip()), err)
+        self.assertEqual(1, len(_loops_of(self.loops.folder)))
+
+        self._delete_server(server)
+        self.assertEqual([], _loops_of(self.loops.folder))
+        self.assertEqual(set(), self.volume_names())
 
     def test_boot_from_volume_refused_before_anything_is_created(self):
         before = self.container_names()
