@@ -54,8 +54,11 @@ lxd_opts = [
     cfg.StrOpt(
         'storage_pool',
         default='default',
-        help='LXD storage pool for instance root disks. Its size on each '
-             'member is what that member reports to Placement as DISK_GB.'),
+        help='LXD storage pool for instance root disks and ephemeral disks '
+             '(custom volumes). Its size on each member is what that member '
+             'reports to Placement as DISK_GB. Disk sizes are enforced '
+             'where its driver enforces sizes (btrfs, zfs, lvm, ceph; dir '
+             'only on a filesystem with project quotas).'),
     cfg.ListOpt(
         'members',
         default=[],
@@ -78,6 +81,12 @@ lxd_opts = [
         help='Let flavors with lxd:nesting=true run containers inside '
              'their container (security.nesting). Off: such boots fail '
              'with a fault naming this option.'),
+    cfg.BoolOpt(
+        'volume_use_multipath',
+        default=False,
+        help='Connect Cinder volumes over multipath (os-brick), as '
+             '[libvirt] volume_use_multipath does for libvirt. The '
+             'multipath daemon must run on the member.'),
     cfg.IntOpt(
         'timeout',
         default=60,

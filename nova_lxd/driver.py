@@ -39,6 +39,7 @@ from nova_lxd.lxd import images
 from nova_lxd.lxd import members
 from nova_lxd import metadata
 from nova_lxd import state
+from nova_lxd import storage
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class LXDDriver(driver.ComputeDriver):
         has_imagecache=True,
         # Glance images of disk_format raw (LXD tarballs, squashfs).
         supports_image_type_raw=True,
+        # os-brick rescans; the container's unix-block device follows.
+        supports_extend_volume=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -81,12 +84,14 @@ class LXDDriver(driver.ComputeDriver):
         # member -> (its GPU cards, {GPU provider UUID: provider name})
         self._gpus = {}
         self._gpu_locks = gpu_assignment.MemberLocks()
+        self.disks = None
 
     # -- service and nodes ---------------------------------------------
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
         self.images = images.ImageCache(self.lxd)
+        self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
@@ -243,6 +248,7 @@ class LXDDriver(driver.ComputeDriver):
             specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
+        ephemeral_gb = storage.check_disks(instance, block_device_info)
         body = config.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,
@@ -252,8 +258,10 @@ class LXDDriver(driver.ComputeDriver):
         drive = metadata.config_drive_files(instance, injected_files,
                                             admin_password, network_info)
         try:
-            self._spawn(context, instance, image_meta, injected_files, body,
-                        drive, power_on, specs, allocations)
+            with self.disks.prepared(instance, block_device_info,
+                                     ephemeral_gb, body):
+                self._spawn(context, instance, image_meta, injected_files,
+                            body, drive, power_on, specs, allocations)
         except (errors.LXDError, gpu_assignment.GPUAssignmentError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
             # would replace them with "Exceeded maximum number of retries".
@@ -347,12 +355,15 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.disks.remove(instance, block_device_info)
         self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         self._delete(instance)
+        if destroy_disks:
+            self.disks.remove(instance, block_device_info)
 
     def _change_state(self, instance, action, **kwargs):
         try:
@@ -433,6 +444,7 @@ class LXDDriver(driver.ComputeDriver):
 
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):
+        self.disks.reconnect(instance, block_device_info)
         self.power_on(context, instance, network_info, block_device_info)
 
     def manage_image_cache(self, context, all_instances):
@@ -445,6 +457,23 @@ class LXDDriver(driver.ComputeDriver):
             self.images.prune(
                 max_unused_age_seconds=CONF.image_cache
                 .remove_unused_original_minimum_age_seconds)
+
+    # -- volumes ---------------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        return storage.connector_properties()
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        self.disks.attach(instance, connection_info, mountpoint, encryption)
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        self.disks.detach(instance, connection_info)
+
+    def extend_volume(self, context, connection_info, instance,
+                      requested_size):
+        return self.disks.extend(instance, connection_info)
 
     # -- console and diagnostics ---------------------------------------
 
@@ -505,6 +534,11 @@ class LXDDriver(driver.ComputeDriver):
                                    timeout=0, retry_interval=0):
         migration = objects.Migration.get_by_id_and_instance(
             context, instance.migration_context.migration_id, instance.uuid)
+        try:
+            storage.check_resize(instance.flavor, flavor)
+        except exception.InvalidInput as e:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=str(e)))
         if migration.dest_node != migration.source_node:
             raise exception.InstanceFaultRollback(
                 inner_exception=exception.MigrationPreCheckError(
@@ -516,30 +550,35 @@ class LXDDriver(driver.ComputeDriver):
         return ''
 
     def _apply_flavor(self, instance, flavor, allocations):
-        """Limits, root size and GPUs of ``flavor``, on the container.
-
-        GPUs follow ``allocations``: the cards the container holds of the
-        allocated models stay, more are picked, the rest are taken away.
-        """
+        """Limits, root size, ephemeral disk and GPUs of ``flavor``."""
         found = self.lxd.instance(instance.name)
         root = dict(found['devices']['root'])
         root.update(config.root_disk(flavor, root['pool'],
                                      flavor.extra_specs))
-        held = [n for n in found['devices']
-                if gpu_assignment.is_nova_device(n)]
-        if not held and not _gpu_classes(allocations):
+        if _gpu_classes(allocations) or any(
+                map(gpu_assignment.is_nova_device, found['devices'])):
+            found['config'].update(config.limits(flavor))
+            found['devices']['root'] = root
+            self._replace_gpus(found, instance, flavor, allocations)
+        else:
             self.lxd.update_instance(instance.name, {
                 'config': config.limits(flavor), 'devices': {'root': root}})
-            return
-        found['config'].update(config.limits(flavor))
-        found['devices']['root'] = root
+        self.disks.apply_flavor(instance, flavor)
+
+    def _replace_gpus(self, found, instance, flavor, allocations):
+        """Write ``found`` back with the GPUs of ``allocations``.
+
+        The cards the container holds of the allocated models stay, more
+        are picked, the rest are taken away.
+        """
         with self._gpu_locks(instance.node):
             gpus = {'devices': {}, 'profiles': []}
             self._add_gpus(gpus, instance,
                            extra_specs.lxd_specs(flavor.extra_specs),
                            allocations)
-            for name in held:
-                del found['devices'][name]
+            found['devices'] = {
+                n: d for n, d in found['devices'].items()
+                if not gpu_assignment.is_nova_device(n)}
             found['devices'].update(gpus['devices'])
             found['profiles'] = [
                 p for p in found['profiles']

@@ -224,15 +224,49 @@ class LXD(object):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
 
-    def replace_instance(self, name, found):
+    def replace_instance(self, name, found, etag=None):
         """PUT the instance as ``found`` (a GET of it, changed): applied live.
 
-        Unlike PATCH, devices missing from ``found`` are removed.
+        Unlike PATCH, devices missing from ``found`` are removed. ``etag``
+        (of that GET) guards against a concurrent change.
         """
         body = {k: found[k] for k in ('architecture', 'config', 'devices',
                                       'ephemeral', 'profiles', 'description')
                 if k in found}
-        self._run('put', self._client.api.instances[name], json=body)
+        self._run('put', self._client.api.instances[name], json=body,
+                  headers={'If-Match': etag} if etag else {})
+
+    def remove_device(self, name, device):
+        """Remove one device of an instance (live); False if it had none."""
+        response = self._request('get', self._client.api.instances[name])
+        found = response.json()['metadata']
+        if device not in found['devices']:
+            return False
+        del found['devices'][device]
+        self.replace_instance(name, found, response.headers.get('ETag'))
+        return True
+
+    def _volumes(self, pool):
+        return self._client.api.storage_pools[pool].volumes.custom
+
+    def create_volume(self, pool, body, member):
+        """Create a custom storage volume on exactly ``member``."""
+        self._run('post', self._client.api.storage_pools[pool].volumes,
+                  json=body, params=self._target(member))
+
+    def update_volume(self, pool, name, member, patch):
+        """PATCH a custom volume of ``member`` (its size, ...)."""
+        self._run('patch', self._volumes(pool)[name], json=patch,
+                  params=self._target(member))
+
+    def delete_volume(self, pool, name, member):
+        """Delete a custom volume of ``member``; False if already gone."""
+        try:
+            self._run('delete', self._volumes(pool)[name],
+                      params=self._target(member))
+        except errors.LXDNotFound:
+            return False
+        return True
 
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""

@@ -17,6 +17,8 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
     compute_driver = 'lxd.LXDDriver'
     # Exercise Nova's real local node identity file (compute_id).
     STUB_COMPUTE_ID = False
+    # True: [lxd] storage_pool is the test bed's pool that enforces sizes.
+    quota_pool = False
 
     def setUp(self):
         self.bed = testbed.Testbed()
@@ -29,9 +31,11 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
         self.flags(state_path=self.useFixture(fixtures.TempDir()).path)
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.node.LOCAL_NODE_UUID', None))
-        self.flags(storage_pool=self.bed.pool, group='lxd')
+        self.flags(storage_pool=self.bed.quota_pool if self.quota_pool
+                   else self.bed.pool, group='lxd')
         # Whatever a test leaves (a failed assertion skips its deletes),
-        # Nova's containers and imported images go with it.
+        # Nova's containers, their volumes and imported images go with it.
+        self.addCleanup(self.bed.remove_nova_volumes)
         self.addCleanup(self.bed.remove_imported_images)
         self.addCleanup(self.bed.remove_nova_containers)
 

@@ -246,7 +246,7 @@ class GPUModesTest(base.LXDServicesTestCase):
         self.held.release()
         self.flags(allow_resize_to_same_host=True)
         plain = self._create_flavor(name='plain', vcpu=1, memory_mb=128,
-                                    disk=1)
+                                    disk=1, ephemeral=0)
         server = self._create_server(image_uuid=self.image, flavor_id=plain,
                                      networks='none')
         name = server['OS-EXT-SRV-ATTR:instance_name']

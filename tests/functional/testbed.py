@@ -6,6 +6,7 @@ fail (never skip): tools/run-tests brings the test bed up first.
 
 import io
 import os
+import subprocess
 import tarfile
 import time
 
@@ -16,6 +17,7 @@ import testtools
 
 from nova_lxd import config
 from nova_lxd import images
+from nova_lxd import storage
 
 
 def _require(name):
@@ -129,3 +131,51 @@ class Testbed(object):
         return {'VCPU': res['cpu']['total'],
                 'MEMORY_MB': res['memory']['total'] // units.Mi,
                 'DISK_GB': pool['space']['total'] // units.Gi}
+
+    @property
+    def quota_pool(self):
+        """The pool that enforces sizes (btrfs), from ``up --quota-pool``."""
+        value = os.environ.get('LXD_TESTBED_QUOTA_POOL')
+        if not value:
+            raise testtools.TestCase.failureException(
+                'LXD_TESTBED_QUOTA_POOL is not set: the test bed has no '
+                'size-enforcing pool. Run "tools/lxd-testbed up --quota-pool '
+                '&& eval $(tools/lxd-testbed env)" as root, or '
+                'tools/run-tests.')
+        return value
+
+    def pools(self):
+        return [self.pool] + ([os.environ['LXD_TESTBED_QUOTA_POOL']]
+                              if os.environ.get('LXD_TESTBED_QUOTA_POOL')
+                              else [])
+
+    def nova_volumes(self):
+        """(pool, member, name) of every ephemeral volume of the driver."""
+        api = self.client().api
+        found = []
+        for pool in self.pools():
+            for volume in api.storage_pools[pool].volumes.get(
+                    params={'recursion': 1}).json()['metadata']:
+                if (volume['type'] == 'custom' and volume['name'].startswith(
+                        storage.EPHEMERAL_VOLUME_PREFIX)):
+                    found.append((pool, volume.get('location'),
+                                  volume['name']))
+        return found
+
+    def remove_nova_volumes(self):
+        """Delete the driver's ephemeral volumes (after the containers)."""
+        api = self.client().api
+        for pool, member, name in self.nova_volumes():
+            params = {'target': member} if member else {}
+            api.storage_pools[pool].volumes.custom[name].delete(
+                params=params)
+
+    def exec(self, container, *command):
+        """Run a command in a container: (exit status, stdout, stderr)."""
+        env = dict(os.environ, LXD_DIR=self.lxd_dirs[self.members[0]],
+                   LXD_CONF=os.path.join(_require('NOVA_LXD_TESTBED_DIR'),
+                                         'lxc-client'))
+        done = subprocess.run(['lxc', 'exec', container, '--'] +
+                              list(command), env=env, capture_output=True,
+                              text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr

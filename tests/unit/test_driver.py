@@ -212,9 +212,11 @@ class DriverTest(test.NoDBTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.metadata.config_drive_files', lambda *a: {}))
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
-                                               node='lxd1')
+                                               node='lxd1',
+                                               image_ref=uuids.image)
         inst.flavor = objects.Flavor(name='gpu', vcpus=1, memory_mb=256,
-                                     root_gb=1, extra_specs={})
+                                     root_gb=1, ephemeral_gb=0, swap=0,
+                                     extra_specs={})
         allocations = allocations(rtx)
         self.driver.spawn(None, inst, None, [], None, allocations)
         return created

@@ -1,0 +1,336 @@
+"""Instance storage beyond the root disk: ephemeral disk and Cinder volumes.
+
+The ephemeral disk is an LXD custom volume on the instance's member, in
+``[lxd] storage_pool``, mounted at /mnt: where cloud-init mounts
+ephemeral0 on other Nova hosts. A custom volume works on every LXD pool
+driver; its ``size`` is enforced where the pool driver enforces sizes
+(btrfs, zfs, lvm, ceph; dir only on a backing filesystem with project
+quotas).
+
+A Cinder volume is connected on the member by os-brick, as Nova's libvirt
+driver does, and the block device it gives is passed into the container
+as an LXD ``unix-block`` device at the path Nova reports (``/dev/vdb``):
+the tenant gets the block device itself and formats and mounts it as on
+any Nova host. os-brick connects on the host nova-compute runs on, so
+volumes need nova-compute on the member itself (the default
+one-service-per-member layout, over the member's local socket).
+
+Swap is refused: a container uses its member's swap (LXD's
+``limits.memory.swap`` only switches it on or off), so a flavor's swap
+size cannot be given to one.
+"""
+
+import contextlib
+
+import nova.conf
+from nova import exception
+from nova import utils
+from nova.virt import driver
+from os_brick.initiator import connector
+from oslo_log import log as logging
+from oslo_utils import excutils
+
+from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+from nova_lxd.lxd import errors
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+EPHEMERAL_PATH = '/mnt'
+EPHEMERAL_DEVICE = 'ephemeral0'
+EPHEMERAL_VOLUME_PREFIX = 'nova-ephemeral-'
+VOLUME_DEVICE_PREFIX = 'nova-volume-'
+
+
+def ephemeral_volume_name(instance):
+    """The LXD custom volume of an instance's ephemeral disk."""
+    return EPHEMERAL_VOLUME_PREFIX + instance.uuid
+
+
+def _refuse(reason):
+    return exception.InvalidInput(reason=reason)
+
+
+def check_disks(instance, block_device_info):
+    """The ephemeral disk size in GiB (0: none) of a boot, or refuse it.
+
+    Everything a container cannot get is refused here, before anything
+    is created: a root volume, swap, and more than one ephemeral disk.
+    """
+    if not instance.image_ref or any(
+            bdm.get('boot_index') == 0 for bdm in
+            driver.block_device_info_get_mapping(block_device_info)):
+        raise _refuse(
+            'booting from a volume is not supported by the LXD driver: a '
+            'container\'s root is an LXD volume made from a Glance image. '
+            'Boot from an image and attach the volume after boot')
+    swap = driver.block_device_info_get_swap(block_device_info)
+    swap_mb = swap.get('swap_size') or instance.flavor.swap
+    if swap_mb:
+        raise _refuse(
+            'flavor %s asks for %d MiB of swap, which an LXD container '
+            'cannot get: containers share their member\'s swap. Use a '
+            'flavor with swap 0' % (instance.flavor.name, swap_mb))
+    ephemerals = driver.block_device_info_get_ephemerals(block_device_info)
+    if len(ephemerals) > 1:
+        raise _refuse(
+            'the LXD driver gives a server one ephemeral disk (at %s), not '
+            '%d; ask for one' % (EPHEMERAL_PATH, len(ephemerals)))
+    if ephemerals:
+        return ephemerals[0]['size']
+    return instance.flavor.ephemeral_gb or 0
+
+
+def check_resize(old, new):
+    """Refuse a resize the disks cannot follow (before anything changes).
+
+    Like Nova's libvirt driver, an ephemeral disk never shrinks.
+    """
+    if new.swap:
+        raise _refuse('flavor %s asks for %d MiB of swap, which an LXD '
+                      'container cannot get' % (new.name, new.swap))
+    if new.ephemeral_gb < old.ephemeral_gb:
+        raise _refuse('the ephemeral disk cannot shrink from %d to %d GiB; '
+                      'resize to a flavor with ephemeral disk %d GiB or '
+                      'more' % (old.ephemeral_gb, new.ephemeral_gb,
+                                old.ephemeral_gb))
+
+
+def ephemeral_volume(instance, size_gb):
+    """The POST body of the ephemeral custom volume."""
+    return {'name': ephemeral_volume_name(instance),
+            'type': 'custom',
+            'content_type': 'filesystem',
+            'description': 'ephemeral disk of Nova instance %s'
+                           % instance.uuid,
+            'config': {'size': '%dGiB' % size_gb}}
+
+
+def ephemeral_device(instance, pool):
+    """The container's disk device that mounts the ephemeral volume."""
+    return {'type': 'disk', 'pool': pool,
+            'source': ephemeral_volume_name(instance),
+            'path': EPHEMERAL_PATH}
+
+
+def volume_id(connection_info):
+    """The Cinder volume id of a connection (Nova sets ``serial``)."""
+    return (connection_info.get('serial') or
+            connection_info.get('data', {}).get('volume_id'))
+
+
+def volume_device_name(connection_info):
+    return VOLUME_DEVICE_PREFIX + volume_id(connection_info)
+
+
+def volume_device(path, mountpoint):
+    """The unix-block device passing a connected volume into a container.
+
+    Root in the container owns it (mode 0660), as a disk of a VM is the
+    guest's.
+    """
+    return {'type': 'unix-block', 'source': path, 'path': mountpoint,
+            'uid': '0', 'gid': '0', 'mode': '0660'}
+
+
+def check_local(instance, local_member):
+    """Refuse a volume operation on a member os-brick cannot reach."""
+    if instance.node != local_member:
+        raise _refuse(
+            'the server is on LXD member %s, but os-brick connects volumes '
+            'on the host this nova-compute runs on (member %s): volumes '
+            'need a nova-compute on each member, reaching LXD over the '
+            'member\'s local socket ([lxd] endpoint)'
+            % (instance.node, local_member or 'unknown'))
+
+
+# -- os-brick ----------------------------------------------------------
+
+
+def connector_properties():
+    """This host's initiator facts for Cinder, as Nova's libvirt gives."""
+    return connector.get_connector_properties(
+        utils.get_root_helper(), CONF.my_block_storage_ip,
+        CONF.lxd.volume_use_multipath, enforce_multipath=True,
+        host=CONF.host)
+
+
+def brick_connector(connection_info):
+    """The os-brick connector of a connection's protocol."""
+    protocol = connection_info['driver_volume_type']
+    try:
+        return connector.InitiatorConnector.factory(
+            protocol, utils.get_root_helper(),
+            use_multipath=CONF.lxd.volume_use_multipath)
+    except ValueError:
+        raise exception.VolumeDriverNotFound(driver_type=protocol)
+
+
+def connect(connection_info):
+    """Connect a volume on this host; the path of its block device.
+
+    A connection that gives no block device (NFS and other file-based
+    volumes) is disconnected again and refused.
+    """
+    brick = brick_connector(connection_info)
+    found = brick.connect_volume(connection_info['data'])
+    if found.get('type', 'block') != 'block' or not found.get('path'):
+        brick.disconnect_volume(connection_info['data'], found)
+        raise _refuse(
+            '%s volumes give a %s, not a block device; the LXD driver '
+            'passes block devices into containers' % (
+                connection_info['driver_volume_type'], found.get('type')))
+    return found['path']
+
+
+def disconnect(connection_info):
+    brick_connector(connection_info).disconnect_volume(
+        connection_info['data'], None)
+
+
+def extend(connection_info):
+    """Rescan a grown volume; its new size in bytes."""
+    return brick_connector(connection_info).extend_volume(
+        connection_info['data'])
+
+
+# -- the instance's disks in LXD ---------------------------------------
+
+
+class Disks(object):
+    """Creates, attaches and removes an instance's disks beyond its root.
+
+    ``lxd`` is the driver's nova_lxd.lxd.client.LXD; ``local_member`` a
+    callable giving the member os-brick connects on (None: none).
+    """
+
+    def __init__(self, lxd, local_member):
+        self.lxd = lxd
+        self.local_member = local_member
+
+    @contextlib.contextmanager
+    def prepared(self, instance, block_device_info, ephemeral_gb, body):
+        """Make the disks of a spawn and name them in ``body``'s devices.
+
+        If the spawn in the ``with`` block fails (it deletes its
+        container), the disks made here go too: a failed spawn leaves
+        nothing.
+        """
+        volumes = driver.block_device_info_get_mapping(block_device_info)
+        if volumes:
+            check_local(instance, self.local_member())
+        made = []
+        try:
+            if ephemeral_gb:
+                self.lxd.create_volume(
+                    CONF.lxd.storage_pool,
+                    ephemeral_volume(instance, ephemeral_gb), instance.node)
+                made.append(None)
+                body['devices'][EPHEMERAL_DEVICE] = ephemeral_device(
+                    instance, CONF.lxd.storage_pool)
+            for bdm in volumes:
+                info = bdm['connection_info']
+                path = connect(info)
+                made.append(info)
+                body['devices'][volume_device_name(info)] = volume_device(
+                    path, bdm['mount_device'])
+            yield
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._remove(instance, made)
+
+    def remove(self, instance, block_device_info):
+        """Delete the ephemeral volume and disconnect the volumes.
+
+        After the container is gone; what is already gone is no error.
+        """
+        self._remove(instance, [None] + [
+            bdm['connection_info'] for bdm in
+            driver.block_device_info_get_mapping(block_device_info)])
+
+    def _remove(self, instance, made):
+        # Volumes first: one that fails to disconnect is logged, and the
+        # ephemeral volume still goes.
+        for info in made:
+            if info is not None and instance.node == self.local_member():
+                try:
+                    disconnect(info)
+                except Exception:
+                    LOG.exception('Disconnecting volume %s failed',
+                                  volume_id(info), instance=instance)
+        if None in made:
+            self.lxd.delete_volume(CONF.lxd.storage_pool,
+                                   ephemeral_volume_name(instance),
+                                   instance.node)
+
+    def apply_flavor(self, instance, flavor):
+        """Size (make, remove) the ephemeral disk as ``flavor`` asks.
+
+        For a resize (the new flavor) and its revert (the old one). A
+        revert that cannot shrink the volume back (more is written than
+        fits) keeps it larger, with a warning: the data is kept.
+        """
+        pool = CONF.lxd.storage_pool
+        name = ephemeral_volume_name(instance)
+        if not flavor.ephemeral_gb:
+            self.lxd.remove_device(instance.name, EPHEMERAL_DEVICE)
+            self.lxd.delete_volume(pool, name, instance.node)
+            return
+        size = ephemeral_volume(instance, flavor.ephemeral_gb)['config']
+        try:
+            self.lxd.update_volume(pool, name, instance.node,
+                                   {'config': size})
+        except errors.LXDNotFound:
+            self.lxd.create_volume(
+                pool, ephemeral_volume(instance, flavor.ephemeral_gb),
+                instance.node)
+            self.lxd.update_instance(instance.name, {'devices': {
+                EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
+        except errors.LXDError as e:
+            LOG.warning('The ephemeral disk keeps its size, not %s: %s',
+                        size['size'], e, instance=instance)
+
+    def reconnect(self, instance, block_device_info):
+        """Connect the volumes again after the member rebooted.
+
+        The container's devices then name the paths os-brick gives now,
+        which may differ from before.
+        """
+        volumes = driver.block_device_info_get_mapping(block_device_info)
+        if not volumes:
+            return
+        check_local(instance, self.local_member())
+        self.lxd.update_instance(instance.name, {'devices': {
+            volume_device_name(bdm['connection_info']): volume_device(
+                connect(bdm['connection_info']), bdm['mount_device'])
+            for bdm in volumes}})
+
+    def attach(self, instance, connection_info, mountpoint, encryption):
+        """Connect a volume and pass it into the (running) container."""
+        check_local(instance, self.local_member())
+        if encryption:
+            raise _refuse('encrypted volumes are not supported by the LXD '
+                          'driver')
+        path = connect(connection_info)
+        try:
+            self.lxd.update_instance(instance.name, {'devices': {
+                volume_device_name(connection_info):
+                    volume_device(path, mountpoint)}})
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                disconnect(connection_info)
+
+    def detach(self, instance, connection_info):
+        """Take the volume out of the container, then disconnect it."""
+        check_local(instance, self.local_member())
+        try:
+            self.lxd.remove_device(instance.name,
+                                   volume_device_name(connection_info))
+        except errors.LXDNotFound:
+            LOG.warning('No container to take volume %s out of',
+                        volume_id(connection_info), instance=instance)
+        disconnect(connection_info)
+
+    def extend(self, instance, connection_info):
+        check_local(instance, self.local_member())
+        return extend(connection_info)

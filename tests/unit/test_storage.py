@@ -1,0 +1,267 @@
+"""Ephemeral disks and Cinder volumes: what a boot gets or is refused."""
+
+from unittest import mock
+
+import fixtures
+from nova import exception
+from nova import objects
+from nova import test
+from nova.tests.unit import fake_instance
+from oslo_utils.fixture import uuidsentinel as uuids
+import testtools
+
+from nova_lxd import conf  # noqa: F401 (registers [lxd])
+from nova_lxd.lxd import errors
+from nova_lxd import storage
+
+
+def _instance(ephemeral_gb=0, swap=0, image_ref=uuids.image, node='lxd1'):
+    inst = fake_instance.fake_instance_obj(None, uuid=uuids.inst, node=node,
+                                           image_ref=image_ref)
+    inst.flavor = objects.Flavor(name='m1', vcpus=1, memory_mb=256,
+                                 root_gb=1, ephemeral_gb=ephemeral_gb,
+                                 swap=swap, extra_specs={})
+    return inst
+
+
+def _volume(volume_id, boot_index=None, mount='/dev/vdb'):
+    return {'connection_info': {'driver_volume_type': 'iscsi',
+                                'serial': volume_id,
+                                'data': {'volume_id': volume_id}},
+            'mount_device': mount, 'boot_index': boot_index}
+
+
+class CheckDisksTest(test.NoDBTestCase):
+
+    def test_flavor_ephemeral_without_block_device_info(self):
+        self.assertEqual(2, storage.check_disks(_instance(ephemeral_gb=2),
+                                                None))
+        self.assertEqual(0, storage.check_disks(_instance(), {}))
+
+    def test_the_ephemeral_block_device_size_wins(self):
+        info = {'ephemerals': [{'size': 1, 'device_name': '/dev/vdb'}]}
+        self.assertEqual(1, storage.check_disks(_instance(ephemeral_gb=5),
+                                                info))
+
+    def test_boot_from_volume_refused(self):
+        for inst, info in (
+                (_instance(image_ref=''), {}),
+                (_instance(), {'block_device_mapping': [
+                    _volume(uuids.vol, boot_index=0)]})):
+            e = self.assertRaises(exception.InvalidInput,
+                                  storage.check_disks, inst, info)
+            self.assertIn('booting from a volume is not supported',
+                          str(e))
+
+    def test_data_volumes_at_boot_pass(self):
+        info = {'block_device_mapping': [_volume(uuids.vol, boot_index=-1)]}
+        self.assertEqual(0, storage.check_disks(_instance(), info))
+
+    def test_swap_refused_with_the_flavor_named(self):
+        for inst, info in (
+                (_instance(swap=512), {}),
+                (_instance(), {'swap': {'device_name': '/dev/vdc',
+                                        'swap_size': 512}})):
+            e = self.assertRaises(exception.InvalidInput,
+                                  storage.check_disks, inst, info)
+            self.assertIn('flavor m1 asks for 512 MiB of swap', str(e))
+            self.assertIn('swap 0', str(e))
+
+    def test_more_than_one_ephemeral_refused(self):
+        info = {'ephemerals': [{'size': 1}, {'size': 1}]}
+        e = self.assertRaises(exception.InvalidInput, storage.check_disks,
+                              _instance(ephemeral_gb=2), info)
+        self.assertIn('one ephemeral disk (at /mnt), not 2', str(e))
+
+
+class CheckResizeTest(test.NoDBTestCase):
+
+    def test_ephemeral_grows_or_stays(self):
+        storage.check_resize(_instance(ephemeral_gb=1).flavor,
+                             _instance(ephemeral_gb=2).flavor)
+        storage.check_resize(_instance().flavor,
+                             _instance(ephemeral_gb=1).flavor)
+
+    def test_ephemeral_never_shrinks(self):
+        e = self.assertRaises(exception.InvalidInput, storage.check_resize,
+                              _instance(ephemeral_gb=2).flavor,
+                              _instance(ephemeral_gb=1).flavor)
+        self.assertIn('cannot shrink from 2 to 1 GiB', str(e))
+
+    def test_swap_refused(self):
+        self.assertRaises(exception.InvalidInput, storage.check_resize,
+                          _instance().flavor, _instance(swap=1).flavor)
+
+
+class DevicesTest(test.NoDBTestCase):
+
+    def test_ephemeral_volume_and_its_mount(self):
+        inst = _instance(ephemeral_gb=3)
+        body = storage.ephemeral_volume(inst, 3)
+        self.assertEqual('nova-ephemeral-%s' % inst.uuid, body['name'])
+        self.assertEqual({'size': '3GiB'}, body['config'])
+        self.assertEqual('filesystem', body['content_type'])
+        self.assertEqual({'type': 'disk', 'pool': 'p', 'path': '/mnt',
+                          'source': body['name']},
+                         storage.ephemeral_device(inst, 'p'))
+
+    def test_volume_is_a_block_device_at_nova_mountpoint(self):
+        info = _volume(uuids.vol)['connection_info']
+        self.assertEqual('nova-volume-%s' % uuids.vol,
+                         storage.volume_device_name(info))
+        device = storage.volume_device('/dev/sdc', '/dev/vdb')
+        self.assertEqual(('unix-block', '/dev/sdc', '/dev/vdb'),
+                         (device['type'], device['source'], device['path']))
+
+    def test_volume_elsewhere_than_the_local_member_refused(self):
+        e = self.assertRaises(exception.InvalidInput, storage.check_local,
+                              _instance(node='lxd2'), 'lxd1')
+        self.assertIn('member lxd2', str(e))
+        self.assertIn('(member lxd1)', str(e))
+        storage.check_local(_instance(node='lxd1'), 'lxd1')
+
+
+class BrickTest(test.NoDBTestCase):
+
+    def test_connector_facts_come_from_os_brick_with_nova_root_helper(self):
+        self.flags(my_block_storage_ip='192.0.2.5', host='compute1')
+        with mock.patch('os_brick.initiator.connector.'
+                        'get_connector_properties',
+                        return_value={'initiator': 'iqn.x'}) as props:
+            self.assertEqual({'initiator': 'iqn.x'},
+                             storage.connector_properties())
+        props.assert_called_once_with(
+            'sudo nova-rootwrap /etc/nova/rootwrap.conf', '192.0.2.5', False,
+            enforce_multipath=True, host='compute1')
+
+    def test_unknown_protocol_is_volume_driver_not_found(self):
+        self.assertRaises(exception.VolumeDriverNotFound,
+                          storage.connect,
+                          {'driver_volume_type': 'nonsense', 'data': {}})
+
+    def test_a_file_volume_is_disconnected_and_refused(self):
+        brick = mock.Mock()
+        brick.connect_volume.return_value = {'type': 'file',
+                                             'path': '/mnt/x/volume'}
+        info = {'driver_volume_type': 'nfs', 'data': {'export': 'x'}}
+        with mock.patch.object(storage, 'brick_connector',
+                               return_value=brick):
+            e = self.assertRaises(exception.InvalidInput, storage.connect,
+                                  info)
+        self.assertIn('not a block device', str(e))
+        brick.disconnect_volume.assert_called_once_with(
+            {'export': 'x'}, {'type': 'file', 'path': '/mnt/x/volume'})
+
+
+class DisksTest(test.NoDBTestCase):
+    """The spawn hook leaves nothing behind when something fails."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(storage_pool='pool', group='lxd')
+        self.lxd = mock.Mock()
+        self.disks = storage.Disks(self.lxd, lambda: 'lxd1')
+        self.brick = mock.Mock()
+        self.brick.connect_volume.return_value = {'type': 'block',
+                                                  'path': '/dev/sdx'}
+        self.useFixture(fixtures.MockPatchObject(
+            storage, 'brick_connector', return_value=self.brick))
+
+    def test_spawn_gets_the_ephemeral_volume_and_the_volumes(self):
+        inst = _instance(ephemeral_gb=1)
+        body = {'devices': {}}
+        info = {'block_device_mapping': [_volume(uuids.vol)]}
+        with self.disks.prepared(inst, info, 1, body):
+            pass
+        self.lxd.create_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume(inst, 1), 'lxd1')
+        self.assertEqual({'ephemeral0', 'nova-volume-%s' % uuids.vol},
+                         set(body['devices']))
+        self.assertEqual('/dev/sdx', body['devices'][
+            'nova-volume-%s' % uuids.vol]['source'])
+
+    def test_failed_spawn_removes_what_it_made(self):
+        inst = _instance(ephemeral_gb=1)
+        info = {'block_device_mapping': [_volume(uuids.vol)]}
+        with testtools.ExpectedException(RuntimeError):
+            with self.disks.prepared(inst, info, 1, {'devices': {}}):
+                raise RuntimeError('create failed')
+        self.lxd.delete_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1')
+        self.brick.disconnect_volume.assert_called_once_with(
+            {'volume_id': uuids.vol}, None)
+
+    def test_failed_connect_removes_the_ephemeral_volume(self):
+        self.brick.connect_volume.side_effect = OSError('no path')
+        inst = _instance(ephemeral_gb=1)
+        info = {'block_device_mapping': [_volume(uuids.vol)]}
+        with testtools.ExpectedException(OSError):
+            with self.disks.prepared(inst, info, 1, {'devices': {}}):
+                pass
+        self.lxd.delete_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1')
+        self.brick.disconnect_volume.assert_not_called()
+
+    def test_reconnect_points_the_devices_at_the_new_paths(self):
+        self.brick.connect_volume.return_value = {'type': 'block',
+                                                  'path': '/dev/sdy'}
+        inst = _instance()
+        self.disks.reconnect(inst, {'block_device_mapping': [
+            _volume(uuids.vol, mount='/dev/vdc')]})
+        self.lxd.update_instance.assert_called_once_with(inst.name, {
+            'devices': {'nova-volume-%s' % uuids.vol:
+                        storage.volume_device('/dev/sdy', '/dev/vdc')}})
+
+    def test_resize_grows_the_ephemeral_volume(self):
+        inst = _instance(ephemeral_gb=2)
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.update_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1',
+            {'config': {'size': '2GiB'}})
+        self.lxd.create_volume.assert_not_called()
+
+    def test_resize_to_a_first_ephemeral_disk_makes_and_mounts_it(self):
+        self.lxd.update_volume.side_effect = errors.LXDNotFound(reason='x')
+        inst = _instance(ephemeral_gb=1)
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.create_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume(inst, 1), 'lxd1')
+        self.lxd.update_instance.assert_called_once_with(inst.name, {
+            'devices': {'ephemeral0': storage.ephemeral_device(inst,
+                                                               'pool')}})
+
+    def test_revert_to_no_ephemeral_disk_removes_it(self):
+        inst = _instance()
+        self.disks.apply_flavor(inst, inst.flavor)
+        self.lxd.remove_device.assert_called_once_with(inst.name,
+                                                       'ephemeral0')
+        self.lxd.delete_volume.assert_called_once_with(
+            'pool', storage.ephemeral_volume_name(inst), 'lxd1')
+
+    def test_failed_attach_disconnects(self):
+        self.lxd.update_instance.side_effect = RuntimeError('LXD said no')
+        info = _volume(uuids.vol)['connection_info']
+        self.assertRaises(RuntimeError, self.disks.attach, _instance(),
+                          info, '/dev/vdb', None)
+        self.brick.disconnect_volume.assert_called_once_with(
+            info['data'], None)
+
+    def test_detach_without_a_container_still_disconnects(self):
+        self.lxd.remove_device.side_effect = errors.LXDNotFound(reason='x')
+        info = _volume(uuids.vol)['connection_info']
+        self.disks.detach(_instance(), info)
+        self.brick.disconnect_volume.assert_called_once_with(
+            info['data'], None)
+
+    def test_destroy_disconnects_even_when_the_volume_delete_fails(self):
+        self.lxd.delete_volume.side_effect = RuntimeError('LXD said no')
+        info = {'block_device_mapping': [_volume(uuids.vol)]}
+        self.assertRaises(RuntimeError, self.disks.remove, _instance(), info)
+        self.brick.disconnect_volume.assert_called_once_with(
+            {'volume_id': uuids.vol}, None)
+
+    def test_encrypted_volume_refused_before_connecting(self):
+        self.assertRaises(exception.InvalidInput, self.disks.attach,
+                          _instance(), _volume(uuids.vol)['connection_info'],
+                          '/dev/vdb', {'provider': 'luks'})
+        self.brick.connect_volume.assert_not_called()
