@@ -35,6 +35,7 @@ from nova_lxd.lxd import errors
 from nova_lxd.lxd import images
 from nova_lxd.lxd import members
 from nova_lxd import metadata
+from nova_lxd import network
 from nova_lxd import state
 
 CONF = nova.conf.CONF
@@ -63,6 +64,8 @@ class LXDDriver(driver.ComputeDriver):
         has_imagecache=True,
         # Glance images of disk_format raw (LXD tarballs, squashfs).
         supports_image_type_raw=True,
+        # Neutron ports through os-vif, live LXD nic add/remove.
+        supports_attach_interface=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -78,6 +81,7 @@ class LXDDriver(driver.ComputeDriver):
         # member -> (its GPU cards, {GPU provider UUID: provider name})
         self._gpus = {}
         self._gpu_locks = gpu_assignment.MemberLocks()
+        self.vifs = None
 
     # -- service and nodes ---------------------------------------------
 
@@ -99,6 +103,7 @@ class LXDDriver(driver.ComputeDriver):
         # local socket. Members reached over HTTPS get no NVML facts.
         if not self.lxd.endpoint.startswith('https://'):
             self._local_member = self.lxd.environment.get('server_name')
+        self.vifs = network.VIFs(self.virtapi, self._local_member or host)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
@@ -227,9 +232,13 @@ class LXDDriver(driver.ComputeDriver):
         drive = metadata.config_drive_files(instance, injected_files,
                                             admin_password, network_info)
         try:
-            self._spawn(context, instance, image_meta, injected_files, body,
-                        drive, power_on, specs, allocations)
-        except (errors.LXDError, gpu_assignment.GPUAssignmentError) as e:
+            body['devices'].update(self.vifs.devices(instance, network_info))
+            with self.vifs.plugged(instance, network_info, power_on,
+                                   lambda: self._delete(instance)):
+                self._spawn(context, instance, image_meta, injected_files,
+                            body, drive, power_on, specs, allocations)
+        except (errors.LXDError, gpu_assignment.GPUAssignmentError,
+                network.VIFError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
             # would replace them with "Exceeded maximum number of retries".
             raise exception.BuildAbortException(
@@ -321,12 +330,15 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.vifs.unplug(instance, network_info)
         self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         self._delete(instance)
+        if destroy_vifs:
+            self.vifs.unplug(instance, network_info)
 
     def _change_state(self, instance, action, **kwargs):
         try:
@@ -341,6 +353,7 @@ class LXDDriver(driver.ComputeDriver):
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
         if not self._running(instance):
+            self.vifs.plug(instance, network_info)
             self._change_state(instance, 'start')
         elif reboot_type == 'SOFT':
             self._change_state(instance, 'restart',
@@ -363,6 +376,8 @@ class LXDDriver(driver.ComputeDriver):
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
         if not self._running(instance):
+            # After a member reboot the host ends are gone: plug again.
+            self.vifs.plug(instance, network_info)
             self._change_state(instance, 'start')
 
     def pause(self, instance):
@@ -408,6 +423,42 @@ class LXDDriver(driver.ComputeDriver):
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):
         self.power_on(context, instance, network_info, block_device_info)
+
+    # -- network -------------------------------------------------------
+
+    def plug_vifs(self, instance, network_info):
+        self.vifs.plug(instance, network_info)
+
+    def unplug_vifs(self, instance, network_info):
+        self.vifs.unplug(instance, network_info)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        try:
+            devices = self.lxd.instance(instance.name)['devices']
+            self.vifs.check_member(instance, [vif])
+            device = network.nic_device(
+                vif, network.osvif_vif(vif), network.free_interface(devices),
+                instance.flavor.extra_specs)
+        except (errors.LXDError, network.VIFError) as e:
+            LOG.error('Cannot attach port %s: %s', vif['id'], e,
+                      instance=instance)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
+        try:
+            self.vifs.plug(instance, [vif])
+            self.lxd.update_instance(
+                instance.name, {'devices': {network.device_name(vif): device}})
+        except Exception as e:
+            LOG.error('Cannot attach port %s: %s', vif['id'], e,
+                      instance=instance)
+            self.vifs.unplug(instance, [vif])
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
+
+    def detach_interface(self, context, instance, vif):
+        try:
+            self.lxd.remove_device(instance.name, network.device_name(vif))
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        self.vifs.unplug(instance, [vif])
 
     def manage_image_cache(self, context, all_instances):
         """Remove imported Glance images that no container uses.

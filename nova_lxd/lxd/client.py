@@ -209,6 +209,26 @@ class LXD(object):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
 
+    def remove_device(self, name, device):
+        """Remove one device from an instance (live); False if absent.
+
+        LXD's PATCH only adds or replaces devices: this is a PUT of the
+        instance without it, guarded by its ETag.
+        """
+        node = self._client.api.instances[name]
+        response = self._request('get', node)
+        found = response.json()['metadata']
+        if device not in found['devices']:
+            return False
+        body = {key: found[key] for key in (
+            'architecture', 'config', 'devices', 'ephemeral', 'profiles',
+            'description')}
+        body['devices'] = {k: v for k, v in found['devices'].items()
+                           if k != device}
+        self._run('put', node, json=body,
+                  headers={'If-Match': response.headers['ETag']})
+        return True
+
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""
         try:
