@@ -47,9 +47,9 @@ class NetworkTest(test_lifecycle.ServersTestCase):
         self.neutron._ports[port_id] = port
         return port
 
-    def boot_with(self, *ports, expected_state='ACTIVE'):
+    def boot_with(self, *ports, expected_state='ACTIVE', flavor_id=None):
         return self._create_server(
-            image_uuid=self.image_id, flavor_id=self.flavor_id,
+            image_uuid=self.image_id, flavor_id=flavor_id or self.flavor_id,
             networks=[{'port': p['id']} for p in ports],
             expected_state=expected_state)
 
@@ -137,13 +137,27 @@ class NetworkTest(test_lifecycle.ServersTestCase):
 
     def test_hot_plug_and_unplug_on_a_running_container(self):
         first, second = self.port(), self.port(hybrid=True)
-        server = self.boot_with(first)
+        # A bandwidth quota (KB/s) reaches every nic, hot-plugged ones
+        # too. (Only inbound here: LXD shapes outbound traffic with tc's
+        # police action, which this test machine's kernel lacks.)
+        flavor = self._create_flavor(
+            name='shaped', vcpu=1, memory_mb=256, disk=1, ephemeral=0,
+            extra_spec={'quota:vif_inbound_average': '1000'})
+        server = self.boot_with(first, flavor_id=flavor)
         self.assertEqual({'lo', 'eth0'}, self.interfaces(server))
 
         self._attach_interface(server, second['id'])
         self.assertEqual('Running', self.container(server)['status'])
         self.assertEqual({'lo', 'eth0', 'eth1'}, self.interfaces(server))
         self.assertWired(second, server, 'eth1', hybrid=True)
+        nics = {k: d for k, d in self.container(server)['devices'].items()
+                if d['type'] == 'nic'}
+        self.assertEqual(['8000kbit'] * 2,
+                         [d['limits.ingress'] for d in nics.values()])
+        for port in (first, second):
+            # LXD shapes the host end: htb at 8 Mbit/s.
+            self.assertIn('rate 8Mbit', ovs.run(
+                'tc', 'class', 'show', 'dev', 'tap' + port['id'][:11]))
 
         self._detach_interface(server, second['id'])
         self.assertEqual({'lo', 'eth0'}, self.interfaces(server))
