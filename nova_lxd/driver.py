@@ -103,7 +103,8 @@ class LXDDriver(driver.ComputeDriver):
         # local socket. Members reached over HTTPS get no NVML facts.
         if not self.lxd.endpoint.startswith('https://'):
             self._local_member = self.lxd.environment.get('server_name')
-        self.vifs = network.VIFs(self.virtapi, self._local_member or host)
+        self.vifs = network.VIFs(self.virtapi, self.lxd,
+                                 self._local_member or host)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
@@ -433,32 +434,10 @@ class LXDDriver(driver.ComputeDriver):
         self.vifs.unplug(instance, network_info)
 
     def attach_interface(self, context, instance, image_meta, vif):
-        try:
-            devices = self.lxd.instance(instance.name)['devices']
-            self.vifs.check_member(instance, [vif])
-            device = network.nic_device(
-                vif, network.osvif_vif(vif), network.free_interface(devices),
-                instance.flavor.extra_specs)
-        except (errors.LXDError, network.VIFError) as e:
-            LOG.error('Cannot attach port %s: %s', vif['id'], e,
-                      instance=instance)
-            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
-        try:
-            self.vifs.plug(instance, [vif])
-            self.lxd.update_instance(
-                instance.name, {'devices': {network.device_name(vif): device}})
-        except Exception as e:
-            LOG.error('Cannot attach port %s: %s', vif['id'], e,
-                      instance=instance)
-            self.vifs.unplug(instance, [vif])
-            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
+        self.vifs.attach(instance, vif)
 
     def detach_interface(self, context, instance, vif):
-        try:
-            self.lxd.remove_device(instance.name, network.device_name(vif))
-        except errors.LXDNotFound:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        self.vifs.unplug(instance, [vif])
+        self.vifs.detach(instance, vif)
 
     def manage_image_cache(self, context, all_instances):
         """Remove imported Glance images that no container uses.

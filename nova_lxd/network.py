@@ -30,6 +30,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_lxd import config
+from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -139,9 +140,10 @@ def plugged_events(network_info):
 class VIFs(object):
     """Plugging through os-vif on the member nova-compute runs on."""
 
-    def __init__(self, virtapi, local_member):
+    def __init__(self, virtapi, lxd, local_member):
         os_vif.initialize()
         self.virtapi = virtapi
+        self.lxd = lxd
         self.local_member = local_member
 
     def check_member(self, instance, network_info):
@@ -180,6 +182,35 @@ class VIFs(object):
             except Exception as e:
                 LOG.warning('Unplugging port %s failed: %s', vif['id'], e,
                             instance=instance)
+
+    def attach(self, instance, vif):
+        """Plug a port and add its nic to the container, live."""
+        try:
+            devices = self.lxd.instance(instance.name)['devices']
+            self.check_member(instance, [vif])
+            device = nic_device(vif, osvif_vif(vif), free_interface(devices),
+                                instance.flavor.extra_specs)
+            self.plug(instance, [vif])
+        except (errors.LXDError, VIFError) as e:
+            LOG.error('Cannot attach port %s: %s', vif['id'], e,
+                      instance=instance)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
+        try:
+            self.lxd.update_instance(
+                instance.name, {'devices': {device_name(vif): device}})
+        except errors.LXDError as e:
+            LOG.error('LXD refused the nic of port %s: %s', vif['id'], e,
+                      instance=instance)
+            self.unplug(instance, [vif])
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
+
+    def detach(self, instance, vif):
+        """Remove a port's nic from the container, live; then unplug."""
+        try:
+            self.lxd.remove_device(instance.name, device_name(vif))
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        self.unplug(instance, [vif])
 
     def _failed_event(self, event_name, instance):
         LOG.error('Neutron reported failure on event %s', event_name,

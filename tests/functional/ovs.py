@@ -57,7 +57,6 @@ class OpenVSwitch(fixtures.Fixture):
         self.dir = tempfile.mkdtemp(prefix='nova-lxd-ovs-')
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.db = 'unix:%s/db.sock' % self.dir
-        self.bridges = set()
         env = {k: self.dir for k in ('OVS_RUNDIR', 'OVS_DBDIR', 'OVS_LOGDIR',
                                      'OVS_SYSCONFDIR')}
         path = lambda name: os.path.join(self.dir, name)  # noqa: E731

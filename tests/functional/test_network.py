@@ -45,7 +45,15 @@ class NetworkTest(test_lifecycle.ServersTestCase):
                 'bridge_name': self.bridge, 'datapath_type': 'netdev'},
         })
         self.neutron._ports[port_id] = port
+        # A failed test may leave its server: its host devices go anyway.
+        self.addCleanup(self.remove_host_devices, port_id)
         return port
+
+    @staticmethod
+    def remove_host_devices(port_id):
+        for name in ovs.port_devices(port_id):
+            if ovs.link(name):      # a veth's peer went with it
+                ovs.run('ip', 'link', 'del', name)
 
     def boot_with(self, *ports, expected_state='ACTIVE', flavor_id=None):
         return self._create_server(
@@ -134,6 +142,24 @@ class NetworkTest(test_lifecycle.ServersTestCase):
         self._delete_server(server)
         self.assertGone(hybrid)
         self.assertGone(native)
+
+    def test_member_reboot_plugs_ports_again(self):
+        self.flags(resume_guests_state_on_host_boot=True)
+        hybrid, native = self.port(hybrid=True), self.port()
+        server = self.boot_with(hybrid, native)
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        # The member rebooted: its containers are stopped, what os-vif
+        # made on the host is gone, the OVS database kept its ports.
+        self.lxd.instances.get(server['OS-EXT-SRV-ATTR:instance_name']).stop(
+            force=True, wait=True)
+        for prefix in ('qbr', 'qvb'):
+            ovs.run('ip', 'link', 'del', prefix + hybrid['id'][:11])
+        self.use_socket(member)
+        self.restart_compute_service(self.computes[member],
+                                     keep_hypervisor_state=False)
+        self.assertEqual('Running', self.container(server)['status'])
+        self.assertWired(hybrid, server, 'eth0', hybrid=True)
+        self.assertWired(native, server, 'eth1', hybrid=False)
 
     def test_hot_plug_and_unplug_on_a_running_container(self):
         first, second = self.port(), self.port(hybrid=True)

@@ -147,7 +147,7 @@ class PluggedTest(test.NoDBTestCase):
             None, uuid=uuids.instance, node='lxd1')
         self.instance.flavor = objects.Flavor(extra_specs={})
         self.virtapi = FakeVirtAPI()
-        self.vifs = network.VIFs(self.virtapi, 'lxd1')
+        self.vifs = network.VIFs(self.virtapi, mock.Mock(), 'lxd1')
         self.cleanup = mock.Mock()
         self.ports = [vif(HYBRID, port=uuids.up),
                       vif(NATIVE, port=uuids.down, active=False)]
