@@ -21,6 +21,8 @@ from vif_plug_ovs.ovsdb import impl_idl
 from vif_plug_ovs import privsep as vif_plug_privsep
 
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+# The tap device of the userspace (netdev) datapath.
+NETDEV_DATAPATH = 'ovs-netdev'
 # Nova's names for the host side of a port (nova.network.model).
 PORT_DEVICES = ('tap', 'qbr', 'qvb', 'qvo')
 
@@ -54,6 +56,13 @@ class OpenVSwitch(fixtures.Fixture):
             raise self.test.failureException(
                 'Open vSwitch is not installed: apt-get install '
                 'openvswitch-switch (tools/run-tests does it)')
+        if link(NETDEV_DATAPATH):
+            # Its tap device is one per host: a second userspace datapath
+            # cannot add ports ("Failed to add interfaces").
+            raise self.test.failureException(
+                'another Open vSwitch with the userspace datapath runs on '
+                'this host (device %s exists): stop it, or run these tests '
+                'when it is gone' % NETDEV_DATAPATH)
         self.dir = tempfile.mkdtemp(prefix='nova-lxd-ovs-')
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.db = 'unix:%s/db.sock' % self.dir
