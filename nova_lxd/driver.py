@@ -38,6 +38,7 @@ from nova_lxd.lxd import errors
 from nova_lxd.lxd import images
 from nova_lxd.lxd import members
 from nova_lxd import metadata
+from nova_lxd import network
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -69,6 +70,8 @@ class LXDDriver(driver.ComputeDriver):
         supports_image_type_raw=True,
         # os-brick rescans; the container's unix-block device follows.
         supports_extend_volume=True,
+        # Neutron ports through os-vif, live LXD nic add/remove.
+        supports_attach_interface=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -85,6 +88,7 @@ class LXDDriver(driver.ComputeDriver):
         self._gpus = {}
         self._gpu_locks = gpu_assignment.MemberLocks()
         self.disks = None
+        self.vifs = None
 
     # -- service and nodes ---------------------------------------------
 
@@ -107,6 +111,8 @@ class LXDDriver(driver.ComputeDriver):
         # local socket. Members reached over HTTPS get no NVML facts.
         if not self.lxd.endpoint.startswith('https://'):
             self._local_member = self.lxd.environment.get('server_name')
+        self.vifs = network.VIFs(self.virtapi, self.lxd,
+                                 self._local_member or host)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
@@ -258,11 +264,16 @@ class LXDDriver(driver.ComputeDriver):
         drive = metadata.config_drive_files(instance, injected_files,
                                             admin_password, network_info)
         try:
+            body['devices'].update(self.vifs.devices(instance, network_info))
             with self.disks.prepared(instance, block_device_info,
                                      ephemeral_gb, body):
-                self._spawn(context, instance, image_meta, injected_files,
-                            body, drive, power_on, specs, allocations)
-        except (errors.LXDError, gpu_assignment.GPUAssignmentError) as e:
+                with self.vifs.plugged(instance, network_info, power_on,
+                                       lambda: self._delete(instance)):
+                    self._spawn(context, instance, image_meta,
+                                injected_files, body, drive, power_on, specs,
+                                allocations)
+        except (errors.LXDError, gpu_assignment.GPUAssignmentError,
+                network.VIFError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
             # would replace them with "Exceeded maximum number of retries".
             raise exception.BuildAbortException(
@@ -356,6 +367,7 @@ class LXDDriver(driver.ComputeDriver):
         self._delete_rescue(instance)
         self._delete(instance)
         self.disks.remove(instance, block_device_info)
+        self.vifs.unplug(instance, network_info)
         self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
@@ -364,6 +376,8 @@ class LXDDriver(driver.ComputeDriver):
         self._delete(instance)
         if destroy_disks:
             self.disks.remove(instance, block_device_info)
+        if destroy_vifs:
+            self.vifs.unplug(instance, network_info)
 
     def _change_state(self, instance, action, **kwargs):
         try:
@@ -378,6 +392,7 @@ class LXDDriver(driver.ComputeDriver):
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
         if not self._running(instance):
+            self.vifs.plug(instance, network_info)
             self._change_state(instance, 'start')
         elif reboot_type == 'SOFT':
             self._change_state(instance, 'restart',
@@ -400,6 +415,8 @@ class LXDDriver(driver.ComputeDriver):
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
         if not self._running(instance):
+            # After a member reboot the host ends are gone: plug again.
+            self.vifs.plug(instance, network_info)
             self._change_state(instance, 'start')
 
     def pause(self, instance):
@@ -446,6 +463,20 @@ class LXDDriver(driver.ComputeDriver):
                                   share_info, block_device_info=None):
         self.disks.reconnect(instance, block_device_info)
         self.power_on(context, instance, network_info, block_device_info)
+
+    # -- network -------------------------------------------------------
+
+    def plug_vifs(self, instance, network_info):
+        self.vifs.plug(instance, network_info)
+
+    def unplug_vifs(self, instance, network_info):
+        self.vifs.unplug(instance, network_info)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        self.vifs.attach(instance, vif)
+
+    def detach_interface(self, context, instance, vif):
+        self.vifs.detach(instance, vif)
 
     def manage_image_cache(self, context, all_instances):
         """Remove imported Glance images that no container uses.

@@ -18,6 +18,7 @@ from nova_lxd import driver
 from nova_lxd.lxd import errors
 from tests.unit import gpu as gpu_data
 from tests.unit import samples
+from tests.unit import test_network
 
 
 class FakeLXD(object):
@@ -246,3 +247,68 @@ class DriverTest(test.NoDBTestCase):
         (body, _), = created
         self.assertFalse([d for d in body['devices'].values()
                           if d['type'] == 'gpu'])
+
+
+class NetworkHooksTest(test.NoDBTestCase):
+    """Ports at spawn, attach and detach, with os-vif and LXD faked."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(test.fixtures.MockPatch(
+            'nova_lxd.lxd.client.LXD', FakeLXD))
+        self.flags(members=['*'], group='lxd')
+        self.driver = driver.LXDDriver(mock.sentinel.virtapi)
+        self.driver.init_host('compute1')
+        self.lxd = self.driver.lxd
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.metadata.config_drive_files', lambda *a: {}))
+        self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
+        self.unplug = self.useFixture(
+            fixtures.MockPatch('os_vif.unplug')).mock
+        self.driver.vifs.local_member = 'lxd1'
+        self.inst = fake_instance.fake_instance_obj(
+            None, uuid=uuids.one, node='lxd1', image_ref=uuids.image)
+        self.inst.flavor = objects.Flavor(name='small', vcpus=1,
+                                          memory_mb=256, root_gb=1,
+                                          ephemeral_gb=0, swap=0,
+                                          extra_specs={})
+        self.lxd.create_instance = mock.Mock()
+        self.lxd.update_instance = mock.Mock()
+        self.lxd.remove_device = mock.Mock(return_value=True)
+        self.lxd.instance = lambda name: {'devices': {
+            'root': {'type': 'disk'},
+            'nova-port-x': {'type': 'nic', 'name': 'eth0'}}}
+        self.driver.images = mock.Mock()
+
+    def test_unsupported_port_fails_spawn_before_anything_is_made(self):
+        port = test_network.vif(vif_type='bridge')
+        e = self.assertRaises(exception.BuildAbortException,
+                              self.driver.spawn, None, self.inst, None, [],
+                              None, {}, network_info=[port])
+        self.assertIn('binding:vif_type bridge', str(e))
+        self.driver.images.ensure.assert_not_called()
+        self.lxd.create_instance.assert_not_called()
+        self.plug.assert_not_called()
+
+    def test_attach_plugs_and_adds_the_next_interface_live(self):
+        port = test_network.vif(test_network.NATIVE)
+        self.driver.attach_interface(None, self.inst, None, port)
+        self.plug.assert_called_once()
+        (name, patch), _ = self.lxd.update_instance.call_args
+        device = patch['devices']['nova-port-' + port['id']]
+        self.assertEqual(('eth1', 'p2p'), (device['name'], device['nictype']))
+
+    def test_attach_refused_by_lxd_unplugs(self):
+        self.lxd.update_instance.side_effect = driver.errors.LXDError(
+            reason='bad nic')
+        self.assertRaises(exception.InterfaceAttachFailed,
+                          self.driver.attach_interface, None, self.inst,
+                          None, test_network.vif(test_network.HYBRID))
+        self.unplug.assert_called_once()
+
+    def test_detach_removes_the_device_then_unplugs(self):
+        port = test_network.vif(test_network.HYBRID)
+        self.driver.detach_interface(None, self.inst, port)
+        self.lxd.remove_device.assert_called_once_with(
+            self.inst.name, 'nova-port-' + port['id'])
+        self.unplug.assert_called_once()

@@ -1,0 +1,224 @@
+"""Neutron ports -> os-vif objects and LXD nic devices (pure), and the
+plug / wait / undo sequence with a fake virtapi."""
+
+import contextlib
+from unittest import mock
+
+from nova import exception
+from nova.network import model
+from nova import objects
+from nova import test
+from nova.tests.unit import fake_instance
+from oslo_utils.fixture import uuidsentinel as uuids
+
+from nova_lxd import network
+
+MAC = 'fa:16:3e:00:00:01'
+
+
+def vif(details=None, vif_type='ovs', active=True, vnic_type='normal',
+        mtu=1450, port=None):
+    port = port or uuids.port
+    meta = {'mtu': mtu} if mtu else {}
+    net = model.Network(id=uuids.net, bridge='br-int', label='private',
+                        subnets=[], meta=meta)
+    return model.VIF(id=port, address=MAC, network=net, type=vif_type,
+                     details=details or {}, devname='tap' + port[:11],
+                     ovs_interfaceid=port, vnic_type=vnic_type,
+                     active=active)
+
+
+HYBRID = {'port_filter': True, 'ovs_hybrid_plug': True}
+NATIVE = {'port_filter': True, 'ovs_hybrid_plug': False}
+# What Neutron's OVN driver binds: native OVS plug on br-int.
+OVN = {'port_filter': True, 'connectivity': 'l2', 'bridge_name': 'br-int',
+       'datapath_type': 'system'}
+
+
+class NicDeviceTest(test.NoDBTestCase):
+
+    def test_hybrid_plug_is_a_bridged_nic_on_the_port_bridge(self):
+        port = vif(HYBRID)
+        self.assertEqual(
+            {'type': 'nic', 'nictype': 'bridged', 'name': 'eth0',
+             'parent': 'qbr' + uuids.port[:11],
+             'host_name': 'tap' + uuids.port[:11], 'hwaddr': MAC,
+             'mtu': '1450'},
+            network.nic_device(port, network.osvif_vif(port), 'eth0', {}))
+
+    def test_native_ovs_is_a_p2p_nic_and_os_vif_creates_the_ovs_port(self):
+        for details in (NATIVE, OVN):
+            port = vif(details)
+            obj = network.osvif_vif(port)
+            # os-vif adds tapXXX to br-int with Neutron's iface-id.
+            self.assertTrue(obj.port_profile.create_port)
+            self.assertEqual(uuids.port, obj.port_profile.interface_id)
+            self.assertEqual('br-int', obj.network.bridge)
+            self.assertEqual(
+                {'type': 'nic', 'nictype': 'p2p', 'name': 'eth1',
+                 'host_name': 'tap' + uuids.port[:11], 'hwaddr': MAC,
+                 'mtu': '1450'},
+                network.nic_device(port, obj, 'eth1', {}))
+
+    def test_no_mtu_when_neutron_gives_none(self):
+        port = vif(NATIVE, mtu=None)
+        self.assertNotIn('mtu', network.nic_device(
+            port, network.osvif_vif(port), 'eth0', {}))
+
+    def test_vif_quotas_become_nic_limits(self):
+        port = vif(HYBRID)
+        device = network.nic_device(
+            port, network.osvif_vif(port), 'eth0',
+            {'quota:vif_inbound_average': '1000',
+             'quota:vif_outbound_average': '125'})
+        # Nova's KB/s as LXD bit rates.
+        self.assertEqual(('8000kbit', '1000kbit'),
+                         (device['limits.ingress'], device['limits.egress']))
+
+    def test_bad_vif_quota_is_refused(self):
+        port = vif(HYBRID)
+        self.assertRaises(exception.InvalidInput, network.nic_device,
+                          port, network.osvif_vif(port), 'eth0',
+                          {'quota:vif_inbound_average': 'fast'})
+
+    def test_ports_are_eth0_eth1_in_order(self):
+        devices = network.nic_devices(
+            [vif(HYBRID, port=uuids.a), vif(NATIVE, port=uuids.b)], {})
+        self.assertEqual(
+            {'nova-port-' + uuids.a: ('eth0', 'bridged'),
+             'nova-port-' + uuids.b: ('eth1', 'p2p')},
+            {k: (d['name'], d['nictype']) for k, d in devices.items()})
+        self.assertEqual({}, network.nic_devices(None, {}))
+
+    def test_hot_plugged_port_takes_the_first_free_name(self):
+        devices = {'root': {'type': 'disk', 'path': '/'},
+                   'a': {'type': 'nic', 'name': 'eth0'},
+                   'b': {'type': 'nic', 'name': 'eth2'}}
+        self.assertEqual('eth1', network.free_interface(devices))
+        self.assertEqual('eth0', network.free_interface({}))
+
+
+class RefusedTest(test.NoDBTestCase):
+
+    def assertRefused(self, port, *words):
+        e = self.assertRaises(network.VIFError, network.nic_devices,
+                              [port], {})
+        for word in (port['id'],) + words:
+            self.assertIn(word, str(e))
+
+    def test_linux_bridge_is_refused(self):
+        self.assertRefused(vif(vif_type='bridge'), 'binding:vif_type bridge',
+                           'Open vSwitch')
+
+    def test_other_vif_types_are_refused(self):
+        for vif_type in ('hw_veb', 'vhostuser', 'binding_failed', 'tap'):
+            self.assertRefused(vif(vif_type=vif_type), vif_type)
+
+    def test_direct_ovs_port_is_refused(self):
+        self.assertRefused(vif(NATIVE, vnic_type='direct'),
+                           'vnic_type direct', 'vnic_type normal')
+
+
+class FakeVirtAPI(object):
+    """wait_for_instance_event that records and may time out."""
+
+    def __init__(self, timeout=False):
+        self.timeout = timeout
+        self.waited = []
+
+    @contextlib.contextmanager
+    def wait_for_instance_event(self, instance, events, timeout,
+                                error_callback):
+        yield
+        self.waited.append((events, timeout))
+        if self.timeout and events:
+            raise exception.InstanceEventTimeout()
+
+
+class PluggedTest(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.plug = self.useFixture(test.fixtures.MockPatch(
+            'os_vif.plug')).mock
+        self.unplug = self.useFixture(test.fixtures.MockPatch(
+            'os_vif.unplug')).mock
+        self.instance = fake_instance.fake_instance_obj(
+            None, uuid=uuids.instance, node='lxd1')
+        self.instance.flavor = objects.Flavor(extra_specs={})
+        self.virtapi = FakeVirtAPI()
+        self.vifs = network.VIFs(self.virtapi, mock.Mock(), 'lxd1')
+        self.cleanup = mock.Mock()
+        self.ports = [vif(HYBRID, port=uuids.up),
+                      vif(NATIVE, port=uuids.down, active=False)]
+        self.flags(vif_plugging_timeout=30)
+
+    def spawn(self, power_on=True, body=None):
+        with self.vifs.plugged(self.instance, self.ports, power_on,
+                               self.cleanup):
+            # Plugged before the container is created.
+            self.assertTrue(self.plug.called)
+            if body:
+                body()
+
+    def test_waits_for_the_ports_not_yet_active(self):
+        self.spawn()
+        self.assertEqual([([('network-vif-plugged', uuids.down)], 30)],
+                         self.virtapi.waited)
+        self.cleanup.assert_not_called()
+        self.unplug.assert_not_called()
+
+    def test_no_wait_when_not_started_or_no_timeout(self):
+        self.spawn(power_on=False)
+        self.flags(vif_plugging_timeout=0)
+        self.spawn()
+        self.assertEqual([([], 30), ([], 0)], self.virtapi.waited)
+
+    def test_timeout_fatal_removes_container_and_unplugs(self):
+        self.virtapi.timeout = True
+        self.assertRaises(exception.VirtualInterfaceCreateException,
+                          self.spawn)
+        self.cleanup.assert_called_once_with()
+        self.assertEqual(2, self.unplug.call_count)
+
+    def test_timeout_not_fatal_keeps_the_server(self):
+        self.virtapi.timeout = True
+        self.flags(vif_plugging_is_fatal=False)
+        self.spawn()
+        self.cleanup.assert_not_called()
+        self.unplug.assert_not_called()
+
+    def test_failed_spawn_unplugs_even_if_cleanup_fails(self):
+        self.cleanup.side_effect = RuntimeError('LXD gone')
+
+        def fail():
+            raise ValueError('create failed')
+        self.assertRaises(RuntimeError, self.spawn, body=fail)
+        self.assertEqual(2, self.unplug.call_count)
+
+    def test_failed_event_is_fatal(self):
+        self.assertRaises(exception.VirtualInterfaceCreateException,
+                          self.vifs._failed_event, 'network-vif-plugged',
+                          self.instance)
+
+    def test_os_vif_failure_names_the_port(self):
+        from os_vif import exception as osv_exception
+        self.plug.side_effect = osv_exception.PlugException(
+            vif='v', err='ovsdb unreachable')
+        e = self.assertRaises(network.VIFError, self.vifs.plug,
+                              self.instance, self.ports)
+        self.assertIn(uuids.up, str(e))
+        self.assertIn('ovsdb unreachable', str(e))
+
+    def test_unplug_goes_on_after_a_failure_and_skips_refused_ports(self):
+        self.unplug.side_effect = [RuntimeError('gone'), None]
+        self.vifs.unplug(self.instance,
+                         self.ports + [vif(vif_type='bridge')])
+        self.assertEqual(2, self.unplug.call_count)
+
+    def test_ports_only_on_the_member_nova_compute_runs_on(self):
+        self.instance.node = 'lxd2'
+        e = self.assertRaises(network.VIFError, self.vifs.devices,
+                              self.instance, self.ports)
+        self.assertIn('lxd2', str(e))
+        self.assertEqual({}, self.vifs.devices(self.instance, []))
