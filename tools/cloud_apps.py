@@ -48,5 +48,12 @@ def glance():
 
 def neutron():
     _setup('neutron-api', 'NEUTRON', ['neutron.conf', 'ml2.conf'])
+    # GET /v2.0/ports loads Port.port_forwardings, a backref that only
+    # exists once neutron.db.models.port_forwarding is imported, which no
+    # plugin of this API-only deployment does: without this, listing ports
+    # (Nova does it for every server) can fail with AttributeError.
+    from neutron.db.migration.models import head  # noqa: F401
     from neutron.wsgi import api
+    from sqlalchemy import orm
+    orm.configure_mappers()
     return api.application
