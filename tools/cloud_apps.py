@@ -34,7 +34,7 @@ def placement():
 
 def nova_api():
     # Nova loads its paste pipeline from the first file.
-    _setup('nova-api', 'NOVA', ['api-paste.ini', 'nova.conf'])
+    _setup('nova-api', 'NOVA', ['api-paste.ini', 'nova.conf', 'nova-db.conf'])
     from nova.wsgi import osapi_compute
     return osapi_compute.application
 
