@@ -25,6 +25,7 @@ from oslo_utils import units
 import psutil
 
 from nova_lxd import storage
+from tests.functional import base
 from tests.functional import test_lifecycle
 
 # What nova.test's poison fixtures replace, as they are (at import).
@@ -87,27 +88,32 @@ def _loops_of(folder):
             if folder in line]
 
 
+def use_loop_volumes(test):
+    """os-brick as described above, for ``test``; its LoopConnector."""
+    # Privileged os-brick calls in this (root) process, as Nova's own
+    # PrivsepFixture does for nova's context.
+    test.useFixture(fixtures.MockPatchObject(
+        os_brick.privileged.default, 'client_mode', False))
+    for name, real in _HOST_READERS.items():
+        test.useFixture(fixtures.MonkeyPatch(name, real))
+    loops = LoopConnector(test.useFixture(fixtures.TempDir()).path)
+    test.addCleanup(loops.cleanup)
+    loops.protocols = []
+
+    def factory(protocol, root_helper, **kwargs):
+        loops.protocols.append(protocol)
+        return loops
+    test.useFixture(fixtures.MockPatch(
+        'os_brick.initiator.connector.InitiatorConnector.factory',
+        side_effect=factory))
+    return loops
+
+
 class StorageTestCase(test_lifecycle.ServersTestCase):
 
     def setUp(self):
         super().setUp()
-        # Privileged os-brick calls in this (root) process, as Nova's own
-        # PrivsepFixture does for nova's context.
-        self.useFixture(fixtures.MockPatchObject(
-            os_brick.privileged.default, 'client_mode', False))
-        for name, real in _HOST_READERS.items():
-            self.useFixture(fixtures.MonkeyPatch(name, real))
-        folder = self.useFixture(fixtures.TempDir()).path
-        self.loops = LoopConnector(folder)
-        self.addCleanup(self.loops.cleanup)
-        self.protocols = []
-
-        def factory(protocol, root_helper, **kwargs):
-            self.protocols.append(protocol)
-            return self.loops
-        self.useFixture(fixtures.MockPatch(
-            'os_brick.initiator.connector.InitiatorConnector.factory',
-            side_effect=factory))
+        self.loops = use_loop_volumes(self)
 
     def exec(self, server, *command):
         return self.bed.exec(server['OS-EXT-SRV-ATTR:instance_name'],
@@ -151,7 +157,7 @@ class VolumeTest(StorageTestCase):
         self.assertEqual((server['OS-EXT-SRV-ATTR:host'],
                           nova.conf.CONF.my_block_storage_ip),
                          (connector['host'], connector['ip']))
-        self.assertEqual(['fake'], self.protocols[:1])
+        self.assertEqual(['fake'], self.loops.protocols[:1])
 
         loop = self.loops.loops[volume_id]
         name = storage.volume_device_name({'serial': volume_id})
@@ -400,3 +406,44 @@ class QuotaPoolTest(StorageTestCase):
 
         self._delete_server(server)
         self.assertEqual(set(), self.volume_names())
+
+
+class RemoteMemberVolumeTest(base.LXDServicesTestCase):
+    """Volumes refused where os-brick cannot connect: nothing is left.
+
+    One nova-compute for all members over HTTPS, so no member is the host
+    os-brick would connect on.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.loops = use_loop_volumes(self)
+        self.use_https(members=['*'])
+        self.start_service('compute', host='compute1')
+        self.flags(host='compute1')
+        image_id = str(uuid.uuid4())
+        self.glance.create(None, {
+            'id': image_id, 'name': 'busybox', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare'},
+            data=self.bed.marked_image(image_id))
+        flavor = self._create_flavor(name='small', vcpu=1, memory_mb=256,
+                                     disk=1, ephemeral=0)
+        self.server = self._create_server(image_uuid=image_id,
+                                          flavor_id=flavor, networks='none')
+
+    def test_attach_refused_with_the_reason(self):
+        volume_id = str(uuid.uuid4())
+        self.api.post_server_volume(self.server['id'], {
+            'volumeAttachment': {'volumeId': volume_id}})
+        self.notifier.wait_for_versioned_notifications(
+            'instance.volume_attach.error')
+        self._wait_for_volume_detach(self.server['id'], volume_id)
+        error = [n for n in self.notifier.versioned_notifications
+                 if n['event_type'] == 'instance.volume_attach.error'][0]
+        self.assertIn('os-brick connects volumes on the host',
+                      error['payload']['nova_object.data']['fault'][
+                          'nova_object.data']['exception_message'])
+        self.assertEqual([], _loops_of(self.loops.folder))
+        container = self.bed.client().instances.get(
+            self.server['OS-EXT-SRV-ATTR:instance_name'])
+        self.assertEqual(['root'], sorted(container.devices))
