@@ -5,6 +5,7 @@ nova_lxd imports pylxd.
 """
 
 import os
+import time
 from urllib import parse
 
 from oslo_log import log as logging
@@ -16,6 +17,10 @@ from nova_lxd.lxd import errors
 from nova_lxd.lxd import tls
 
 LOG = logging.getLogger(__name__)
+
+# "Instance is busy running a ... operation": retries, seconds apart.
+BUSY_RETRIES = 20
+BUSY_RETRY_SECONDS = 0.25
 
 LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
                  '/var/lib/lxd/unix.socket')
@@ -217,8 +222,17 @@ class LXD(object):
         body = {'action': action, 'force': force}
         if timeout:
             body['timeout'] = timeout
-        self._run('put', self._client.api.instances[name].state, json=body,
-                  wait=(timeout or 0) + self.conf.timeout)
+        # LXD releases an instance's operation lock a moment after the
+        # operation that took it (an update, say) has answered: wait for it.
+        for attempt in range(BUSY_RETRIES, -1, -1):
+            try:
+                self._run('put', self._client.api.instances[name].state,
+                          json=body, wait=(timeout or 0) + self.conf.timeout)
+                return
+            except errors.LXDError as e:
+                if not attempt or 'is busy running' not in str(e):
+                    raise
+                time.sleep(BUSY_RETRY_SECONDS)
 
     def update_instance(self, name, patch):
         """PATCH the instance's config or devices (applied live)."""
