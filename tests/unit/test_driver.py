@@ -76,7 +76,8 @@ def lxd_instance(name, member, uuid=None):
             'status_code': 103}
 
 
-class DriverTest(test.NoDBTestCase):
+class DriverTestCase(test.NoDBTestCase):
+    """A driver started on a FakeLXD cluster of lxd1 and lxd2."""
 
     def setUp(self):
         super().setUp()
@@ -86,6 +87,9 @@ class DriverTest(test.NoDBTestCase):
         self.driver = driver.LXDDriver(mock.sentinel.virtapi)
         self.driver.init_host('compute1')
         self.lxd = self.driver.lxd
+
+
+class DriverTest(DriverTestCase):
 
     def test_loaded_by_nova_as_lxd_LXDDriver(self):
         loaded = virt_driver.load_compute_driver(mock.sentinel.virtapi,
@@ -249,17 +253,11 @@ class DriverTest(test.NoDBTestCase):
                           if d['type'] == 'gpu'])
 
 
-class NetworkHooksTest(test.NoDBTestCase):
+class NetworkHooksTest(DriverTestCase):
     """Ports at spawn, attach and detach, with os-vif and LXD faked."""
 
     def setUp(self):
         super().setUp()
-        self.useFixture(test.fixtures.MockPatch(
-            'nova_lxd.lxd.client.LXD', FakeLXD))
-        self.flags(members=['*'], group='lxd')
-        self.driver = driver.LXDDriver(mock.sentinel.virtapi)
-        self.driver.init_host('compute1')
-        self.lxd = self.driver.lxd
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.metadata.config_drive_files', lambda *a: {}))
         self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
