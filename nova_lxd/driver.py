@@ -17,7 +17,6 @@ from nova.compute import vm_states
 import nova.conf
 from nova import context as nova_context
 from nova import exception
-from nova.image import glance
 from nova import objects
 from nova.scheduler.client import report
 from nova.virt import driver
@@ -32,10 +31,10 @@ from nova_lxd.gpu import discovery as gpu_discovery
 from nova_lxd.gpu import inventory as gpu_inventory
 from nova_lxd.gpu import nvml
 from nova_lxd.gpu import options as gpu_options
+from nova_lxd import imagecache
 from nova_lxd import inventory
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
-from nova_lxd.lxd import images
 from nova_lxd.lxd import members
 from nova_lxd import metadata
 from nova_lxd import network
@@ -49,7 +48,6 @@ LOG = logging.getLogger(__name__)
 STATUS_CACHE_SECONDS = 10
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
-IMAGE_API = glance.API()
 
 
 def _gpu_classes(allocations):
@@ -94,7 +92,7 @@ class LXDDriver(driver.ComputeDriver):
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
-        self.images = images.ImageCache(self.lxd)
+        self.images = imagecache.ImageCache(self.lxd)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
@@ -334,28 +332,14 @@ class LXDDriver(driver.ComputeDriver):
             self.lxd.ensure_profile(profile)
             body['profiles'] = [profile['name']]
 
-    def _delete(self, instance, name=None, key=config.INSTANCE_UUID_KEY):
-        """Stop hard and delete; a container already gone is no error.
-
-        Only a container carrying this instance's UUID (under ``key``) is
-        deleted.
-        """
-        name = name or instance.name
-        try:
-            found = self.lxd.instance(name)
-        except errors.LXDNotFound:
-            return
-        if found['config'].get(key) != instance.uuid:
-            LOG.warning('Container %s is not this instance\'s; left alone',
-                        name, instance=instance)
-            return
-        if found['status'] != 'Stopped':
-            self.lxd.change_state(name, 'stop', force=True)
-        self.lxd.delete_instance(name)
+    def _delete(self, instance):
+        """Stop hard and delete its container; gone already is no error."""
+        self.lxd.delete_owned(instance.name, config.INSTANCE_UUID_KEY,
+                              instance.uuid)
 
     def _delete_rescue(self, instance):
-        self._delete(instance, config.rescue_name(instance.name),
-                     config.RESCUE_OF_KEY)
+        self.lxd.delete_owned(config.rescue_name(instance.name),
+                              config.RESCUE_OF_KEY, instance.uuid)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -529,33 +513,7 @@ class LXDDriver(driver.ComputeDriver):
     # -- snapshot --------------------------------------------------------
 
     def snapshot(self, context, instance, image_id, update_task_state):
-        """Publish a point-in-time copy of the container to Glance.
-
-        An LXD snapshot first, so the server keeps running; then a private
-        LXD image of it (a unified tarball), streamed to Glance, removed
-        from LXD once uploaded.
-        """
-        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        snapshot = 'nova-snapshot-%s' % image_id
-        try:
-            self.lxd.snapshot(instance.name, snapshot)
-        except errors.LXDNotFound:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        try:
-            fingerprint = self.lxd.publish_snapshot(
-                instance.name, snapshot, {'description': instance.uuid})
-        finally:
-            self.lxd.delete_snapshot(instance.name, snapshot)
-        try:
-            update_task_state(task_state=task_states.IMAGE_UPLOADING,
-                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            with self.lxd.export_image(fingerprint) as exported:
-                IMAGE_API.update(context, image_id,
-                                 {'disk_format': 'raw',
-                                  'container_format': 'bare'},
-                                 data=exported.raw)
-        finally:
-            self.lxd.delete_image(fingerprint)
+        self.images.snapshot(context, instance, image_id, update_task_state)
 
     # -- resize ----------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pylxd import exceptions as pylxd_exc
 import testtools
 
 from nova_lxd import config
-from nova_lxd import images
+from nova_lxd import image_format
 from nova_lxd import storage
 
 
@@ -97,11 +97,11 @@ class Testbed(object):
         api = self.client().api
         for image in api.images.get(params={'recursion': 1}).json()[
                 'metadata']:
-            if images.ours(image):
+            if image_format.ours(image):
                 api.images[image['fingerprint']].delete()
                 continue
             for alias in image.get('aliases') or ():
-                if alias['name'].startswith(images.ALIAS_PREFIX):
+                if alias['name'].startswith(image_format.ALIAS_PREFIX):
                     api.images.aliases[alias['name']].delete()
 
     def remove_nova_containers(self, attempts=20):

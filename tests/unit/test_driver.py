@@ -62,6 +62,10 @@ class FakeLXD(object):
         self.calls.append(('instance_state', name))
         return self.states.get(name)
 
+    def delete_owned(self, name, key, owner):
+        self.calls.append(('delete_owned', name, key, owner))
+        return False
+
 
 class FakeImages(object):
     """The image cache, with every image already in LXD."""
