@@ -24,7 +24,7 @@ import yaml
 
 from nova import exception
 
-ALIAS_PREFIX = 'nova-glance-'
+from nova_lxd import constants
 
 UNIFIED = 'unified'
 ROOTFS_TARBALL = 'rootfs tarball'
@@ -120,7 +120,7 @@ GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format',
 
 def alias(image_id):
     """The LXD alias that names a Glance image's LXD image."""
-    return ALIAS_PREFIX + image_id
+    return constants.GLANCE_IMAGE_PREFIX + image_id
 
 
 def alias_description(meta):
@@ -395,7 +395,8 @@ def ours(image):
     bed's) is someone else's even when it gained ours by de-duplication.
     """
     names = [a['name'] for a in image.get('aliases') or ()]
-    return bool(names) and all(n.startswith(ALIAS_PREFIX) for n in names)
+    return bool(names) and all(
+        n.startswith(constants.GLANCE_IMAGE_PREFIX) for n in names)
 
 
 def _unused(image, in_use, now, max_unused_age_seconds):
@@ -420,4 +421,4 @@ def stale_aliases(image, in_use, now, max_unused_age_seconds):
                                   max_unused_age_seconds):
         return []
     return [a['name'] for a in image.get('aliases') or ()
-            if a['name'].startswith(ALIAS_PREFIX)]
+            if a['name'].startswith(constants.GLANCE_IMAGE_PREFIX)]

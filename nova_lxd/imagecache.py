@@ -26,6 +26,7 @@ from nova.compute import task_states
 from nova import exception
 from nova.image import glance
 
+from nova_lxd import constants
 from nova_lxd import image_format
 from nova_lxd.lxd import errors
 
@@ -35,7 +36,6 @@ LOG = logging.getLogger(__name__)
 # it to other members) grows with its size, not with [lxd] timeout.
 IMPORT_TIMEOUT = 1800
 CHUNK = 1024 * 1024
-SNAPSHOT_PREFIX = 'nova-snapshot-'
 
 
 def _sha256(paths):
@@ -235,7 +235,7 @@ class ImageCache(object):
         from LXD once uploaded.
         """
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        snapshot = SNAPSHOT_PREFIX + image_id
+        snapshot = constants.SNAPSHOT_PREFIX + image_id
         try:
             self.lxd.snapshot(instance.name, snapshot)
         except errors.LXDNotFound:
