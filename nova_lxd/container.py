@@ -6,6 +6,8 @@ allows), and Nova's identity keys. Nothing a tenant controls (image
 properties, metadata, user data) becomes raw or security configuration.
 """
 
+import dataclasses
+
 from nova import exception
 
 from nova_lxd import constants
@@ -29,6 +31,19 @@ RESCUE_MOUNT = '/mnt/original-root'
 # Pool drivers whose instance root is a plain folder on the member even
 # while the instance is stopped, so a rescue container can mount it.
 RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """What one room (disks, ports, GPUs, cloud-init) adds to a container.
+
+    ``devices`` and ``config`` are LXD's instance devices and config keys,
+    ``profiles`` the names of LXD profiles.
+    """
+
+    devices: dict = dataclasses.field(default_factory=dict)
+    config: dict = dataclasses.field(default_factory=dict)
+    profiles: tuple = ()
 
 
 def instance_uuid(lxd_instance):

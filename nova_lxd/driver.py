@@ -3,7 +3,6 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
-import collections
 import time
 
 from oslo_log import log as logging
@@ -15,7 +14,6 @@ from nova.compute import power_state
 from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
-from nova import context as nova_context
 from nova import exception
 from nova import objects
 from nova.scheduler.client import report
@@ -29,10 +27,8 @@ from nova_lxd import constants
 from nova_lxd import container
 from nova_lxd import extra_specs
 from nova_lxd.gpu import assignment as gpu_assignment
-from nova_lxd.gpu import discovery as gpu_discovery
-from nova_lxd.gpu import nvml
+from nova_lxd.gpu import devices as gpu_devices
 from nova_lxd.gpu import options as gpu_options
-from nova_lxd.gpu import providers as gpu_providers
 from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
@@ -49,13 +45,6 @@ LOG = logging.getLogger(__name__)
 STATUS_CACHE_SECONDS = 10
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
-
-
-def _gpu_classes(allocations):
-    """The GPU resource classes in Nova's allocations of an instance."""
-    return {rc for alloc in (allocations or {}).values()
-            for rc in alloc.get('resources', {})
-            if gpu_providers.is_gpu_class(rc)}
 
 
 class LXDDriver(driver.ComputeDriver):
@@ -81,13 +70,10 @@ class LXDDriver(driver.ComputeDriver):
         self._reads = {}        # member name -> (resources, capacity)
         self._statuses = (0, {})   # (when, {container: LXD status code})
         self._console = {}      # container -> console output read so far
-        self._gpu_config = gpu_options.DEFAULT
         self._local_member = None   # the member NVML can see, if any
-        # member -> (its GPU cards, {GPU provider UUID: provider name})
-        self._gpus = {}
-        self._gpu_locks = gpu_assignment.MemberLocks()
         self.disks = None
         self.vifs = None
+        self.gpus = None
 
     # -- service and nodes ---------------------------------------------
 
@@ -103,13 +89,15 @@ class LXDDriver(driver.ComputeDriver):
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
         try:
-            self._gpu_config = gpu_options.from_conf(CONF)
+            gpu_config = gpu_options.from_conf(CONF)
         except gpu_options.GpuConfigError as e:
             raise errors.bad_config(str(e))
         # NVML sees only this host's GPUs: those of the member behind the
         # local socket. Members reached over HTTPS get no NVML facts.
         if not self.lxd.endpoint.startswith('https://'):
             self._local_member = self.lxd.environment.get('server_name')
+        self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
+                                     self._local_member)
         self.vifs = network.VIFs(self.virtapi, self.lxd,
                                  self._local_member or host)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
@@ -156,48 +144,8 @@ class LXDDriver(driver.ComputeDriver):
         }
         provider_tree.update_inventory(
             nodename, node.node_inventory(capacity, ratios, reserved))
-        self._update_gpu_providers(provider_tree, nodename, resources,
+        self.gpus.update_providers(provider_tree, nodename, resources,
                                    allocations)
-
-    def _update_gpu_providers(self, provider_tree, nodename, resources,
-                              allocations):
-        try:
-            cards = gpu_discovery.cards(resources)
-        except gpu_discovery.GPUDataError as e:
-            LOG.error('%s: LXD\'s GPU data is unreadable (%s); its GPU '
-                      'providers stay as they are', nodename, e)
-            return
-        facts = nvml.collect() if nodename == self._local_member else None
-        cards = gpu_discovery.enrich(cards, facts)
-        specs = gpu_providers.gpu_providers(nodename, cards,
-                                            self._gpu_config)
-        gpu_providers.update_provider_tree(
-            provider_tree, nodename, specs, allocations=allocations,
-            placement_usage=self._placement_usage)
-        names = {provider_tree.data(u).uuid: provider_tree.data(u).name
-                 for u in provider_tree.get_provider_uuids(nodename)}
-        self._gpus[nodename] = (cards, names)
-
-    @staticmethod
-    def _placement_usage(provider_uuid):
-        """{rc: amount} Placement has allocated from a provider, or None.
-
-        Asked only before a GPU inventory shrinks (a card vanished or
-        changed mode): Nova's periodic update passes no allocations.
-        """
-        try:
-            placement = report.report_client_singleton()
-            found = placement.get_allocations_for_resource_provider(
-                nova_context.get_admin_context(), provider_uuid)
-        except Exception as e:
-            LOG.warning('Cannot read the allocations of GPU provider %s '
-                        'from Placement (%s); its inventory is kept',
-                        provider_uuid, e)
-            return None
-        used = collections.Counter()
-        for consumer in found.allocations.values():
-            used.update(consumer.get('resources') or {})
-        return used
 
     # -- instances -----------------------------------------------------
 
@@ -283,13 +231,12 @@ class LXDDriver(driver.ComputeDriver):
         body['source']['fingerprint'] = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            if _gpu_classes(allocations):
-                # Cards are chosen and taken (created) under the member's
-                # lock, so two spawns never pick one card.
-                with self._gpu_locks(instance.node):
-                    self._add_gpus(body, instance, specs, allocations)
-                    self.lxd.create_instance(body, instance.node)
-            else:
+            # The cards are picked and taken (created) under the member's
+            # lock, so two spawns never pick one card.
+            with self.gpus.claimed(instance, specs, allocations) as gpus:
+                body['devices'].update(gpus.devices)
+                if gpus.profiles:
+                    body['profiles'] = list(gpus.profiles)
                 self.lxd.create_instance(body, instance.node)
             if drive:
                 self.lxd.push_files(instance.name, drive)
@@ -303,35 +250,6 @@ class LXDDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 # Nothing of a failed spawn stays in LXD.
                 self._delete(instance)
-
-    def _add_gpus(self, body, instance, specs, allocations):
-        """Name in ``body`` the cards of the GPU allocation, if any.
-
-        Placement counted the cards of a model; the driver picks which,
-        from what LXD's containers hold (the ledger), and writes gpu
-        devices that each name one card or slice.
-        """
-        member = instance.node
-        if member not in self._gpus:
-            raise gpu_assignment.GPUAssignmentError(
-                'the GPUs of member %s are not known yet (no resource '
-                'update since nova-compute started); retry' % member)
-        cards, names = self._gpus[member]
-        extensions = self.lxd.api_extensions
-        devices = gpu_assignment.assign(
-            cards, allocations, names,
-            gpu_assignment.ledger(self.lxd.instances_of_all_projects(),
-                                  member), member,
-            instance.uuid, self._gpu_config,
-            gpu_assignment.shapes(extensions, specs.nvidia_runtime))
-        body['devices'].update(gpu_assignment.device_map(devices))
-        nvidia = gpu_assignment.nvidia_config(
-            specs, extensions,
-            mig=any(d.get('gputype') == 'mig' for d in devices))
-        if nvidia:
-            profile = gpu_assignment.profile_body(nvidia)
-            self.lxd.ensure_profile(profile)
-            body['profiles'] = [profile['name']]
 
     def _delete(self, instance):
         """Stop hard and delete its container; gone already is no error."""
@@ -353,7 +271,7 @@ class LXDDriver(driver.ComputeDriver):
         self._delete(instance)
         self.disks.remove(instance, block_device_info)
         self.vifs.unplug(instance, network_info)
-        self.lxd.delete_unused_profiles(constants.is_gpu_profile)
+        self.gpus.remove_unused_profiles()
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -545,36 +463,34 @@ class LXDDriver(driver.ComputeDriver):
         root = dict(found['devices']['root'])
         root.update(container.root_disk(flavor, root['pool'],
                                         flavor.extra_specs))
-        if _gpu_classes(allocations) or any(
-                map(constants.is_gpu_device, found['devices'])):
+        holding = any(map(constants.is_gpu_device, found['devices']))
+        if holding or gpu_devices.wanted(allocations):
             found['config'].update(container.limits(flavor))
             found['devices']['root'] = root
-            self._replace_gpus(found, instance, flavor, allocations)
+            self._replace_gpus(found, instance, flavor, allocations, holding)
         else:
             self.lxd.update_instance(instance.name, {
                 'config': container.limits(flavor), 'devices': {'root': root}})
         self.disks.apply_flavor(instance, flavor)
 
-    def _replace_gpus(self, found, instance, flavor, allocations):
+    def _replace_gpus(self, found, instance, flavor, allocations, holding):
         """Write ``found`` back with the GPUs of ``allocations``.
 
         The cards the container holds of the allocated models stay, more
         are picked, the rest are taken away.
         """
-        with self._gpu_locks(instance.node):
-            gpus = {'devices': {}, 'profiles': []}
-            self._add_gpus(gpus, instance,
-                           extra_specs.lxd_specs(flavor.extra_specs),
-                           allocations)
+        with self.gpus.claimed(instance,
+                               extra_specs.lxd_specs(flavor.extra_specs),
+                               allocations, holding) as gpus:
             found['devices'] = {
                 n: d for n, d in found['devices'].items()
                 if not constants.is_gpu_device(n)}
-            found['devices'].update(gpus['devices'])
+            found['devices'].update(gpus.devices)
             found['profiles'] = [
                 p for p in found['profiles']
-                if not constants.is_gpu_profile(p)] + gpus['profiles']
+                if not constants.is_gpu_profile(p)] + list(gpus.profiles)
             self.lxd.replace_instance(instance.name, found)
-        self.lxd.delete_unused_profiles(constants.is_gpu_profile)
+        self.gpus.remove_unused_profiles()
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,

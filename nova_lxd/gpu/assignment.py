@@ -28,7 +28,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import threading
 
 from nova_lxd import constants
 from nova_lxd.gpu import discovery
@@ -638,21 +637,3 @@ def cuda_problem(requirement, cards):
             return ('the flavor requires %s; the NVIDIA driver of this '
                     'member supports CUDA %s' % (requirement, version))
     return None
-
-
-# -- concurrency -------------------------------------------------------
-
-class MemberLocks:
-    """One lock per member, held around ledger read, assign and create.
-
-    Two spawns on one member must not both see a card free; spawns on
-    different members do not wait for each other.
-    """
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks = {}
-
-    def __call__(self, member):
-        with self._guard:
-            return self._locks.setdefault(member, threading.Lock())

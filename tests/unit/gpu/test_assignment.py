@@ -3,8 +3,6 @@ import importlib.util
 import io
 import json
 import os
-import threading
-import time
 import types
 from unittest import mock
 
@@ -502,55 +500,6 @@ class NvidiaConfigTest(testtools.TestCase):
         self.assertIsNone(assignment.cuda_problem('cuda<12', cards))
         self.assertIn('no CUDA version', assignment.cuda_problem(
             'cuda>=12.0', discovery.cards(data.load(data.AMD))))
-
-
-class MemberLocksTest(testtools.TestCase):
-
-    def _spawn_all(self, locks, read_barrier=None):
-        """Two spawns at once on a 2-card member; -> their devices."""
-        cards, instances, results = _h200(2), [], {}
-        start = threading.Barrier(2)
-
-        def spawn(uuid):
-            start.wait()
-            with locks(MEMBER):
-                book = assignment.ledger(list(instances), MEMBER)
-                if read_barrier:
-                    read_barrier.wait()
-                devices = assignment.assign(
-                    cards, _alloc(), {RP: H200_PROVIDER}, book, MEMBER,
-                    uuid, options.DEFAULT, PLAIN)
-                time.sleep(0.02)        # LXD's create takes a while
-                instances.append(_container(
-                    uuid, assignment.device_map(devices), uuid))
-            results[uuid] = devices
-
-        threads = [threading.Thread(target=spawn, args=(u,))
-                   for u in (ME, OTHER)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        return results
-
-    def test_two_spawns_pick_distinct_cards(self):
-        results = self._spawn_all(assignment.MemberLocks())
-        self.assertEqual({data.pci_of(0), data.pci_of(1)},
-                         {r[0]['pci'] for r in results.values()})
-
-    def test_without_the_lock_they_collide(self):
-        # The race the lock prevents: both read the ledger before either
-        # creates its container.
-        class NoLock:
-            def __call__(self, member):
-                return mock.MagicMock()
-        results = self._spawn_all(NoLock(), threading.Barrier(2))
-        self.assertEqual(1, len({r[0]['pci'] for r in results.values()}))
-
-    def test_one_lock_per_member(self):
-        locks = assignment.MemberLocks()
-        self.assertIs(locks('a'), locks('a'))
-        self.assertIsNot(locks('a'), locks('b'))
 
 
 def _probe_module():
