@@ -28,6 +28,8 @@ class FakeLXD(object):
     clustered = True
     certificate_fingerprint = 'f00d'
     environment = {'server_version': '5.0.2'}
+    server_version = '5.0.2'
+    local_member = None
 
     def __init__(self, conf):
         self.conf = conf
