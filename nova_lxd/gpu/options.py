@@ -157,7 +157,7 @@ def _standard() -> frozenset[str]:
 
 @dataclasses.dataclass(frozen=True)
 class GpuConfig:
-    """What the operator asked, ready for the inventory."""
+    """What the operator asked, ready for the providers."""
 
     devices: frozenset[str] = frozenset([ALL])
     modes: tuple[tuple[str, Mode], ...] = ()
