@@ -26,7 +26,7 @@ from nova import objects
 from nova.tests.unit import fake_instance
 
 from nova_lxd import driver as lxd_driver
-from nova_lxd import images
+from nova_lxd import image_format
 
 CONF = nova.conf.CONF
 LIMIT = 1.15
@@ -61,7 +61,7 @@ def cache_image(lxd, tarball):
     image_id = uuidutils.generate_uuid()
     with open(tarball, 'rb') as data:
         image = lxd.images.create(data.read(), wait=True)
-    image.add_alias(images.alias(image_id), 'Glance image busybox')
+    image.add_alias(image_format.alias(image_id), 'Glance image busybox')
     return image_id, image.fingerprint
 
 
@@ -88,10 +88,13 @@ def main():
             root_gb=1, ephemeral_gb=0, swap=0, extra_specs={})
 
         def spawn(i):
+            # Booted from the Glance image (image_ref): the driver refuses
+            # boot from volume.
             instance = fake_instance.fake_instance_obj(
                 ctx, id=i, uuid=uuidutils.generate_uuid(), node=member,
-                flavor=flavor, config_drive='', launched_at=None,
-                system_metadata={}, expected_attrs=['system_metadata'])
+                flavor=flavor, image_ref=image_id, config_drive='',
+                launched_at=None, system_metadata={},
+                expected_attrs=['system_metadata'])
             start = time.monotonic()
             driver.spawn(ctx, instance, image_meta, [], None, {}, [])
             took = time.monotonic() - start

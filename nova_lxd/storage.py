@@ -31,20 +31,19 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 EPHEMERAL_PATH = '/mnt'
-EPHEMERAL_DEVICE = 'ephemeral0'
-EPHEMERAL_VOLUME_PREFIX = 'nova-ephemeral-'
-VOLUME_DEVICE_PREFIX = 'nova-volume-'
 
 
 def ephemeral_volume_name(instance):
     """The LXD custom volume of an instance's ephemeral disk."""
-    return EPHEMERAL_VOLUME_PREFIX + instance.uuid
+    return constants.EPHEMERAL_VOLUME_PREFIX + instance.uuid
 
 
 def _refuse(reason):
@@ -120,7 +119,7 @@ def volume_id(connection_info):
 
 
 def volume_device_name(connection_info):
-    return VOLUME_DEVICE_PREFIX + volume_id(connection_info)
+    return constants.VOLUME_DEVICE_PREFIX + volume_id(connection_info)
 
 
 def volume_device(path, mountpoint):
@@ -209,8 +208,8 @@ class Disks(object):
         self.local_member = local_member
 
     @contextlib.contextmanager
-    def prepared(self, instance, block_device_info, ephemeral_gb, body):
-        """Make the disks of a spawn and name them in ``body``'s devices.
+    def prepared(self, instance, block_device_info, ephemeral_gb):
+        """Make the disks of a spawn; their devices, as a container.Part.
 
         If the spawn in the ``with`` block fails (it deletes its
         container), the disks made here go too: a failed spawn leaves
@@ -219,22 +218,22 @@ class Disks(object):
         volumes = driver.block_device_info_get_mapping(block_device_info)
         if volumes:
             check_local(instance, self.local_member())
-        made = []
+        made, devices = [], {}
         try:
             if ephemeral_gb:
                 self.lxd.create_volume(
                     CONF.lxd.storage_pool,
                     ephemeral_volume(instance, ephemeral_gb), instance.node)
                 made.append(None)
-                body['devices'][EPHEMERAL_DEVICE] = ephemeral_device(
+                devices[constants.EPHEMERAL_DEVICE] = ephemeral_device(
                     instance, CONF.lxd.storage_pool)
             for bdm in volumes:
                 info = bdm['connection_info']
                 path = connect(info)
                 made.append(info)
-                body['devices'][volume_device_name(info)] = volume_device(
+                devices[volume_device_name(info)] = volume_device(
                     path, bdm['mount_device'])
-            yield
+            yield container.Part(devices=devices)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._remove(instance, made)
@@ -273,7 +272,7 @@ class Disks(object):
         pool = CONF.lxd.storage_pool
         name = ephemeral_volume_name(instance)
         if not flavor.ephemeral_gb:
-            self.lxd.remove_device(instance.name, EPHEMERAL_DEVICE)
+            self.lxd.remove_device(instance.name, constants.EPHEMERAL_DEVICE)
             self.lxd.delete_volume(pool, name, instance.node)
             return
         size = ephemeral_volume(instance, flavor.ephemeral_gb)['config']
@@ -285,7 +284,7 @@ class Disks(object):
                 pool, ephemeral_volume(instance, flavor.ephemeral_gb),
                 instance.node)
             self.lxd.update_instance(instance.name, {'devices': {
-                EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
+                constants.EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
         except errors.LXDError as e:
             LOG.warning('The ephemeral disk keeps its size, not %s: %s',
                         size['size'], e, instance=instance)

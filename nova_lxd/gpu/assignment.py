@@ -6,8 +6,8 @@ nowhere but in LXD: every gpu device the driver writes names its card
 (decision 8), so ``ledger`` rebuilds the holdings of a member from one
 instance listing, after a restart too. ``assign`` picks free cards, MIG
 slices or shared-card slots of the allocated model from that ledger. The
-caller holds ``MemberLocks`` around ledger read, ``assign`` and create, so
-two spawns on one member never pick one card.
+caller holds the member's lock around ledger read, ``assign`` and create
+(nova_lxd.gpu.devices), so two spawns on one member never pick one card.
 
 What LXD accepts is read from its API extensions (LXD's
 doc/api-extensions.md and lxd/device/gpu_*.go): ``gpu_devices`` (gpu
@@ -24,23 +24,28 @@ the name is read from the LXD 6.10 release notes' anchor
 """
 
 import collections
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 import hashlib
 import json
 import re
-import threading
+from typing import Any
+from typing import TYPE_CHECKING
 
+from nova_lxd import constants
 from nova_lxd.gpu import discovery
-from nova_lxd.gpu import inventory
+from nova_lxd.gpu import options
+from nova_lxd.gpu import providers
 
-# The container's Nova instance UUID (nova_lxd.config writes it; repeated
-# here so that this module and tools/gpu-probe need no Nova).
-INSTANCE_UUID_KEY = 'user.nova.instance_uuid'
+if TYPE_CHECKING:
+    from nova_lxd import extra_specs
 
-DEVICE_PREFIX = 'nova-gpu-'
-PROFILE_PREFIX = 'nova-gpu-'
-_DEVICE_NAME = re.compile(r'^nova-gpu-(\d+)$')
-_PROFILE_NAME = re.compile(r'^nova-gpu-[0-9a-f]{12}$')
+# An LXD gpu device, as LXD's JSON gives it and the driver writes it.
+Device = dict[str, str]
 
 EXT_GPU = 'gpu_devices'
 EXT_GPUTYPE = 'gpu_mdev'
@@ -63,8 +68,9 @@ class GPUAssignmentError(Exception):
 class NotEnoughGPUs(GPUAssignmentError):
     """Placement counted units that LXD's containers already hold."""
 
-    def __init__(self, member, provider, model, resource_class, asked,
-                 free, holders):
+    def __init__(self, member: str, provider: str, model: str,
+                 resource_class: str, asked: int, free: int,
+                 holders: Sequence[tuple[str, str]]) -> None:
         self.member, self.provider, self.model = member, provider, model
         self.resource_class, self.asked, self.free = (resource_class,
                                                       asked, free)
@@ -83,7 +89,7 @@ class NotEnoughGPUs(GPUAssignmentError):
 class UnsupportedByLXD(GPUAssignmentError):
     """The LXD server lacks an API extension the container needs."""
 
-    def __init__(self, what, extensions):
+    def __init__(self, what: str, extensions: Iterable[str]) -> None:
         self.extensions = tuple(extensions)
         super().__init__('%s needs the LXD API extension(s) %s, which this '
                          'LXD server does not have'
@@ -92,23 +98,15 @@ class UnsupportedByLXD(GPUAssignmentError):
 
 # -- names -------------------------------------------------------------
 
-def device_name(index):
-    """The name of the driver's n-th gpu device in a container."""
-    return '%s%d' % (DEVICE_PREFIX, index)
-
-
-def is_nova_device(name):
-    return bool(_DEVICE_NAME.match(name))
-
-
-def device_map(devices):
+def device_map(devices: Iterable[Mapping[str, str]]) -> dict[str, Device]:
     """[device] -> {'nova-gpu-0': device, ...}, in the given order."""
-    return {device_name(i): dict(d) for i, d in enumerate(devices)}
+    return {constants.gpu_device_name(i): dict(d)
+            for i, d in enumerate(devices)}
 
 
-def _device_order(name):
-    found = _DEVICE_NAME.match(name)
-    return (0, int(found.group(1)), '') if found else (1, 0, name)
+def _device_order(name: str) -> tuple[int, int, str]:
+    index = constants.gpu_device_index(name)
+    return (0, index, '') if index is not None else (1, 0, name)
 
 
 # -- the ledger --------------------------------------------------------
@@ -125,14 +123,15 @@ class Holding:
     index: int | None = None       # CDI name by NVML index
     drm_id: int | None = None      # id= a DRM card id
     mig_uuid: str | None = None    # a MIG slice ('mig-...', lower)
-    spec: tuple = ()               # the device as LXD has it, sorted items
+    spec: tuple[tuple[str, str], ...] = ()     # the device, sorted items
 
     @property
-    def nova(self):
+    def nova(self) -> bool:
         """Written by the driver: Nova's container, the driver's name."""
-        return self.instance_uuid is not None and is_nova_device(self.device)
+        return (self.instance_uuid is not None and
+                constants.is_gpu_device(self.device))
 
-    def config(self):
+    def config(self) -> Device:
         return dict(self.spec)
 
 
@@ -141,26 +140,29 @@ class Ledger:
     """Who holds which card of one member, as LXD's containers say."""
 
     member: str
-    holdings: tuple = ()
+    holdings: tuple[Holding, ...] = ()
     # (container, device, why): gpu devices selecting no single card (no
     # selector, vendorid/productid only, "all"): not counted, reported.
-    wide: tuple = ()
+    wide: tuple[tuple[str, str, str], ...] = ()
 
-    def of_instance(self, instance_uuid):
+    def of_instance(self, instance_uuid: str) -> list[Holding]:
         """The driver's devices of one instance, in their name order."""
         return sorted((h for h in self.holdings
                        if h.nova and h.instance_uuid == instance_uuid),
                       key=lambda h: _device_order(h.device))
 
 
-def _prefixed(uuid, prefix):
+def _prefixed(uuid: str, prefix: str) -> str:
     uuid = uuid.strip().lower()
     return uuid if uuid.startswith(prefix) else prefix + uuid
 
 
-def _cdi_selector(value):
+def _cdi_selector(value: str) -> dict[str, Any] | str:
     """A CDI name -> Holding fields, or the reason it names no card."""
-    vendor, cls, name = _CDI.match(value).groups()
+    found = _CDI.match(value)
+    if found is None:
+        return 'CDI name %s: not vendor/class=name' % value
+    vendor, cls, name = found.groups()
     if vendor != 'nvidia.com':
         return 'CDI name %s: only NVIDIA names are understood' % value
     if name == 'all':
@@ -174,7 +176,7 @@ def _cdi_selector(value):
     return 'CDI name %s: a MIG slice by index, not by UUID' % value
 
 
-def _selector(device):
+def _selector(device: Mapping[str, str]) -> dict[str, Any] | str | None:
     """A gpu device -> Holding fields, or why it names no single card."""
     kind = device.get('gputype', 'physical')
     if kind == 'mig':
@@ -197,12 +199,12 @@ def _selector(device):
     return 'no pci, id or mig.uuid: it grants every matching GPU'
 
 
-def _on_member(instance, member):
+def _on_member(instance: Mapping[str, Any], member: str) -> bool:
     location = instance.get('location')
     return location == member or location in _STANDALONE
 
 
-def ledger(lxd_instances, member):
+def ledger(lxd_instances: Iterable[Mapping[str, Any]], member: str) -> Ledger:
     """LXD's instance list (``GET /1.0/instances?recursion=1``) -> Ledger.
 
     Every container on ``member`` counts, Nova's or not, stopped or
@@ -218,7 +220,8 @@ def ledger(lxd_instances, member):
         name = instance.get('name', '')
         if instance.get('project', 'default') != 'default':
             name = '%s/%s' % (instance['project'], name)
-        uuid = (instance.get('config') or {}).get(INSTANCE_UUID_KEY)
+        uuid = (instance.get('config') or {}).get(
+            constants.INSTANCE_UUID_KEY)
         devices = (instance.get('expanded_devices') or
                    instance.get('devices') or {})
         for dev_name, device in sorted(devices.items()):
@@ -247,19 +250,20 @@ class _Unit:
 
     card: discovery.GPUCard
     mig: discovery.MigDevice | None = None
-    order: tuple = ()
+    order: tuple[Any, ...] = ()
 
     @property
-    def key(self):
+    def key(self) -> str:
         return self.mig.uuid.lower() if self.mig else self.card.pci_address
 
 
 class _Member:
     """The member's cards, found by any name a gpu device gives them."""
 
-    def __init__(self, member, cards, config):
+    def __init__(self, member: str, cards: Sequence[discovery.GPUCard],
+                 config: options.GpuConfig) -> None:
         self.plans = {p.card.pci_address: p
-                      for p in inventory.card_plans(member, cards, config)
+                      for p in providers.card_plans(member, cards, config)
                       if p.exposed}
         self.by_pci = {c.pci_address: c for c in cards}
         self.by_uuid = {c.nvidia_uuid.lower(): c for c in cards
@@ -273,7 +277,7 @@ class _Member:
         self.slices = {m.uuid.lower(): (c, m) for c in cards
                        for m in c.mig_devices}
 
-    def card_of(self, holding):
+    def card_of(self, holding: Holding) -> discovery.GPUCard | None:
         if holding.pci:
             return self.by_pci.get(holding.pci)
         if holding.gpu_uuid:
@@ -284,14 +288,14 @@ class _Member:
             return self.by_drm.get(holding.drm_id)
         return None
 
-    def unit_of(self, holding):
+    def unit_of(self, holding: Holding) -> _Unit | None:
         if holding.mig_uuid:
             card, mig = self.slices.get(holding.mig_uuid, (None, None))
             return _Unit(card, mig) if card else None
         card = self.card_of(holding)
         return _Unit(card) if card else None
 
-    def kind_of(self, unit):
+    def kind_of(self, unit: _Unit) -> str | None:
         """The resource class one unit is counted in, or None."""
         plan = self.plans.get(unit.card.pci_address)
         if plan is None:
@@ -299,22 +303,22 @@ class _Member:
         if unit.mig is not None:
             if plan.mode != 'mig':
                 return None
-            return inventory.mig_resource_class(unit.mig.profile)
+            return providers.mig_resource_class(unit.mig.profile)
         if plan.mode == 'whole':
-            return inventory.RC_WHOLE
+            return providers.RC_WHOLE
         if plan.mode.startswith('shared'):
-            return inventory.RC_SHARED
+            return providers.RC_SHARED
         return None
 
-    def slots(self, card):
+    def slots(self, card: discovery.GPUCard) -> int:
         return dict(self.plans[card.pci_address].units).get(
-            inventory.RC_SHARED, 1)
+            providers.RC_SHARED, 1)
 
 
 class _Usage:
     """Containers on each card and slice, from the ledger."""
 
-    def __init__(self, member, ledger):
+    def __init__(self, member: _Member, ledger: Ledger) -> None:
         self.cards = collections.defaultdict(set)     # pci -> containers
         self.slices = collections.defaultdict(set)    # mig uuid -> ...
         self.sliced = collections.defaultdict(set)    # pci -> ...
@@ -333,20 +337,21 @@ class _Usage:
                 self.cards[card.pci_address].add(h.container)
                 self.names[card.pci_address].add(h.container)
 
-    def free(self, unit, rc, slots, mine):
+    def free(self, unit: _Unit, rc: str, slots: int,
+             mine: Collection[str]) -> bool:
         """Whether ``unit`` can serve one more unit of ``rc``."""
         pci = unit.card.pci_address
-        if self.cards[pci] and rc != inventory.RC_SHARED:
+        if self.cards[pci] and rc != providers.RC_SHARED:
             return False
         if unit.mig is not None:
             return not self.slices[unit.key]
         if self.sliced[pci]:
             return False
-        if rc == inventory.RC_SHARED:
+        if rc == providers.RC_SHARED:
             return pci not in mine and len(self.cards[pci]) < slots
         return True
 
-    def take(self, unit, container):
+    def take(self, unit: _Unit, container: str) -> None:
         """Count a pick, so later picks of this call see it held."""
         if unit.mig is not None:
             self.slices[unit.key].add(container)
@@ -355,14 +360,14 @@ class _Usage:
             self.cards[unit.card.pci_address].add(container)
 
 
-def _units(member, model, rc):
+def _units(member: _Member, model: str, rc: str) -> list[_Unit]:
     """Every unit of ``rc`` on the cards of ``model``, in a stable order."""
     units = []
     for pci, plan in sorted(member.plans.items()):
         card = plan.card
         if card.model != model:
             continue
-        if rc.startswith(inventory.MIG_RC_PREFIX):
+        if rc.startswith(providers.MIG_RC_PREFIX):
             for i, mig in enumerate(card.mig_devices):
                 unit = _Unit(card, mig, (pci, i))
                 if member.kind_of(unit) == rc:
@@ -372,12 +377,14 @@ def _units(member, model, rc):
     return units
 
 
-def _node(unit):
+def _node(unit: _Unit) -> tuple[int, int]:
     numa = unit.card.numa_node
     return (1, 0) if numa is None else (0, numa)
 
 
-def _choose(units, count, prefer=(), load=None):
+def _choose(units: Iterable[_Unit], count: int,
+            prefer: Collection[tuple[int, int]] = (),
+            load: Callable[[_Unit], int] | None = None) -> list[_Unit]:
     """``count`` units on one NUMA node if any node has them.
 
     The node chosen is a preferred one (where the instance's other cards
@@ -385,12 +392,13 @@ def _choose(units, count, prefer=(), load=None):
     fewest free units: the best fit leaves fuller nodes for larger
     requests. Otherwise as few nodes as can hold them.
     """
-    by_node = collections.defaultdict(list)
-    order = (lambda u: (load(u), u.order)) if load else (lambda u: u.order)
-    for unit in sorted(units, key=order):
+    by_node: dict[tuple[int, int], list[_Unit]] = collections.defaultdict(
+        list)
+    for unit in sorted(units, key=lambda u: (load(u) if load else 0,
+                                             u.order)):
         by_node[_node(unit)].append(unit)
 
-    def cost(node):
+    def cost(node: tuple[int, int]) -> int:
         return sum(load(u) for u in by_node[node][:count]) if load else 0
 
     fits = [n for n, free in by_node.items() if len(free) >= count]
@@ -398,7 +406,7 @@ def _choose(units, count, prefer=(), load=None):
         node = min(fits, key=lambda n: (n not in prefer, cost(n),
                                         len(by_node[n]), n))
         return by_node[node][:count]
-    chosen = []
+    chosen: list[_Unit] = []
     for node in sorted(by_node, key=lambda n: (n not in prefer,
                                                -len(by_node[n]), n)):
         chosen += by_node[node][:count - len(chosen)]
@@ -411,10 +419,10 @@ def _choose(units, count, prefer=(), load=None):
 class Shapes:
     """How gpu devices are written for one LXD server and one flavor."""
 
-    extensions: frozenset
+    extensions: frozenset[str]
     cdi: bool = False           # NVIDIA cards by CDI name
 
-    def card(self, card):
+    def card(self, card: discovery.GPUCard) -> Device:
         if self.cdi and card.vendor_id == discovery.NVIDIA:
             if not card.nvidia_uuid:
                 raise GPUAssignmentError(
@@ -427,7 +435,8 @@ class Shapes:
             device['gputype'] = 'physical'
         return device
 
-    def slice(self, card, mig):
+    def slice(self, card: discovery.GPUCard,
+              mig: discovery.MigDevice) -> Device:
         missing = [e for e in (EXT_GPUTYPE, EXT_MIG, EXT_MIG_UUID)
                    if e not in self.extensions]
         if missing:
@@ -435,13 +444,14 @@ class Shapes:
         return {'type': 'gpu', 'gputype': 'mig', 'pci': card.pci_address,
                 'mig.uuid': mig.uuid}
 
-    def device(self, unit):
+    def device(self, unit: _Unit) -> Device:
         if unit.mig is not None:
             return self.slice(unit.card, unit.mig)
         return self.card(unit.card)
 
 
-def shapes(api_extensions, nvidia_runtime=False):
+def shapes(api_extensions: Iterable[str],
+           nvidia_runtime: bool = False) -> Shapes:
     """Device shapes for a server (its ``api_extensions``) and a flavor.
 
     NVIDIA cards get CDI names where the server has ``gpu_cdi`` and the
@@ -458,13 +468,16 @@ def shapes(api_extensions, nvidia_runtime=False):
 
 # -- the choice --------------------------------------------------------
 
-def _requests(allocations, providers_by_uuid, member, plans):
+def _requests(allocations: Mapping[str, Any] | None,
+              providers_by_uuid: Mapping[str, str], member: str,
+              plans: Mapping[str, providers.CardPlan]
+              ) -> list[tuple[str, str, str, int]]:
     """Allocations -> [(provider name, model, rc, amount)] of GPU classes."""
     models = {p.provider: p.card.model for p in plans.values()}
     wanted = []
     for rp_uuid, alloc in sorted((allocations or {}).items()):
         for rc, amount in sorted((alloc.get('resources') or {}).items()):
-            if not inventory.is_gpu_class(rc) or not amount:
+            if not providers.is_gpu_class(rc) or not amount:
                 continue
             name = providers_by_uuid.get(rp_uuid)
             if name is None:
@@ -481,21 +494,26 @@ def _requests(allocations, providers_by_uuid, member, plans):
     return wanted
 
 
-def holders(member, cards, config, ledger):
+def holders(member: str, cards: Sequence[discovery.GPUCard],
+            config: options.GpuConfig, ledger: Ledger) -> dict[str, list[str]]:
     """{pci: containers holding the card or one of its slices} (sorted)."""
     usage = _Usage(_Member(member, cards, config), ledger)
     return {pci: sorted(names) for pci, names in usage.names.items()
             if names}
 
 
-def _holders(usage, member, model):
+def _holders(usage: _Usage, member: _Member,
+             model: str) -> list[tuple[str, str]]:
     return sorted((container, pci) for pci, plan in member.plans.items()
                   if plan.card.model == model
                   for container in usage.names[pci])
 
 
-def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
-           member, instance_uuid, config, device_shapes):
+def assign(cards: Sequence[discovery.GPUCard],
+           allocations_for_instance: Mapping[str, Any] | None,
+           providers_by_uuid: Mapping[str, str], ledger: Ledger,
+           member: str, instance_uuid: str, config: options.GpuConfig,
+           device_shapes: Shapes) -> list[Device]:
     """The gpu devices of one instance's container on ``member``.
 
     :param cards: the member's GPUCards (``discovery.enrich``-ed: MIG
@@ -516,7 +534,8 @@ def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
     usage = _Usage(where, ledger)
     held = ledger.of_instance(instance_uuid)
     mine = {u.card.pci_address for u in map(where.unit_of, held) if u}
-    kept, new = [], []
+    kept: list[Holding] = []
+    new: list[Device] = []
     for provider, model, rc, amount in _requests(
             allocations_for_instance, providers_by_uuid, member,
             where.plans):
@@ -536,9 +555,11 @@ def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
     return [h.config() for h in kept] + new
 
 
-def _reuse(where, held, taken, model, rc, amount):
+def _reuse(where: _Member, held: Iterable[Holding],
+           taken: Collection[Holding], model: str, rc: str,
+           amount: int) -> list[tuple[Holding, _Unit]]:
     """[(holding, unit)]: what the instance holds already for ``rc``."""
-    found = []
+    found: list[tuple[Holding, _Unit]] = []
     for h in held:
         unit = where.unit_of(h)
         if (len(found) < amount and h not in taken and unit is not None and
@@ -547,13 +568,15 @@ def _reuse(where, held, taken, model, rc, amount):
     return found
 
 
-def _free(where, usage, mine, model, rc):
-    slots = where.slots if rc == inventory.RC_SHARED else (lambda c: 1)
+def _free(where: _Member, usage: _Usage, mine: Collection[str], model: str,
+          rc: str) -> list[_Unit]:
+    slots = where.slots if rc == providers.RC_SHARED else (lambda c: 1)
     return [u for u in _units(where, model, rc)
             if u.card.healthy and usage.free(u, rc, slots(u.card), mine)]
 
 
-def _pick(where, usage, mine, model, rc, need, reused):
+def _pick(where: _Member, usage: _Usage, mine: Collection[str], model: str,
+          rc: str, need: int, reused: Iterable[_Unit]) -> list[_Unit] | None:
     """``need`` more free units near ``reused``; None if too few."""
     if need <= 0:
         return []
@@ -561,13 +584,15 @@ def _pick(where, usage, mine, model, rc, need, reused):
     if len(free) < need:
         return None
     load = ((lambda u: len(usage.cards[u.card.pci_address]))
-            if rc == inventory.RC_SHARED else None)
+            if rc == providers.RC_SHARED else None)
     return _choose(free, need, {_node(u) for u in reused}, load)
 
 
 # -- NVIDIA libraries: instance config, profiles -----------------------
 
-def nvidia_config(specs, api_extensions, mig=False):
+def nvidia_config(specs: 'extra_specs.LXDSpecs',
+                  api_extensions: Iterable[str],
+                  mig: bool = False) -> dict[str, str]:
     """``lxd:nvidia_*`` specs -> LXD instance config keys.
 
     Where the devices are CDI names (see ``shapes``) LXD injects the
@@ -588,9 +613,9 @@ def nvidia_config(specs, api_extensions, mig=False):
         raise UnsupportedByLXD('MIG slices' if mig else 'lxd:nvidia_runtime',
                                [EXT_NVIDIA_RUNTIME])
     config = {'nvidia.runtime': 'true'}
-    extra = {'nvidia.driver.capabilities': specs.nvidia_driver_capabilities,
-             'nvidia.require.cuda': specs.nvidia_require_cuda}
-    extra = {k: v for k, v in extra.items() if v}
+    wanted = {'nvidia.driver.capabilities': specs.nvidia_driver_capabilities,
+              'nvidia.require.cuda': specs.nvidia_require_cuda}
+    extra = {k: v for k, v in wanted.items() if v}
     if extra and EXT_NVIDIA_CONFIG not in extensions:
         raise UnsupportedByLXD(', '.join(sorted(extra)),
                                [EXT_NVIDIA_CONFIG])
@@ -598,7 +623,7 @@ def nvidia_config(specs, api_extensions, mig=False):
     return config
 
 
-def profile_name(config):
+def profile_name(config: Mapping[str, str]) -> str | None:
     """The driver's LXD profile for these settings; None when empty.
 
     Named from the settings themselves, so instances with equal settings
@@ -607,15 +632,11 @@ def profile_name(config):
     if not config:
         return None
     text = json.dumps(config, sort_keys=True, separators=(',', ':'))
-    return PROFILE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return (constants.GPU_PROFILE_PREFIX +
+            hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
-def is_gpu_profile(name):
-    """A profile the driver made (and removes when no instance uses it)."""
-    return bool(_PROFILE_NAME.match(name))
-
-
-def profile_body(config):
+def profile_body(config: Mapping[str, str]) -> dict[str, Any]:
     """``POST /1.0/profiles`` body for ``config``."""
     return {'name': profile_name(config),
             'description': 'nova-lxd: NVIDIA library settings, shared by '
@@ -624,17 +645,19 @@ def profile_body(config):
 
 
 _REQUIREMENT = re.compile(r'^cuda(>=|<=|!=|=|<|>)(\d+(?:\.\d+){0,2})$')
-_COMPARE = {'>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
-            '!=': lambda a, b: a != b, '=': lambda a, b: a == b,
-            '<': lambda a, b: a < b, '>': lambda a, b: a > b}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    '>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
+    '!=': lambda a, b: a != b, '=': lambda a, b: a == b,
+    '<': lambda a, b: a < b, '>': lambda a, b: a > b}
 
 
-def _version(text):
+def _version(text: str) -> tuple[int, ...]:
     parts = [int(p) for p in text.split('.')][:3]
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def cuda_problem(requirement, cards):
+def cuda_problem(requirement: str | None,
+                 cards: Iterable[discovery.GPUCard]) -> str | None:
     """Why the member's NVIDIA driver misses ``requirement``, or None.
 
     ``requirement``: LXDSpecs.nvidia_require_cuda (``cuda>=12.0``). For
@@ -656,21 +679,3 @@ def cuda_problem(requirement, cards):
             return ('the flavor requires %s; the NVIDIA driver of this '
                     'member supports CUDA %s' % (requirement, version))
     return None
-
-
-# -- concurrency -------------------------------------------------------
-
-class MemberLocks:
-    """One lock per member, held around ledger read, assign and create.
-
-    Two spawns on one member must not both see a card free; spawns on
-    different members do not wait for each other.
-    """
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks = {}
-
-    def __call__(self, member):
-        with self._guard:
-            return self._locks.setdefault(member, threading.Lock())

@@ -24,9 +24,9 @@ import os_brick.privileged
 from oslo_utils import units
 import psutil
 
+from nova_lxd import constants
 from nova_lxd import storage
 from tests.functional import base
-from tests.functional import test_lifecycle
 
 # What nova.test's poison fixtures replace, as they are (at import).
 _HOST_READERS = {'os.path.isdir': os.path.isdir, 'builtins.open': open,
@@ -109,7 +109,7 @@ def use_loop_volumes(test):
     return loops
 
 
-class StorageTestCase(test_lifecycle.ServersTestCase):
+class StorageTestCase(base.ServersTestCase):
 
     def setUp(self):
         super().setUp()
@@ -281,7 +281,7 @@ class EphemeralTest(StorageTestCase):
         flavor = self._create_flavor(name='eph', vcpu=1, memory_mb=256,
                                      disk=1, ephemeral=1)
         server = self.boot(flavor)
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.assertEqual([(self.bed.pool, member, volume)],
                          self.bed.nova_volumes())
@@ -307,7 +307,7 @@ class EphemeralTest(StorageTestCase):
         server = self.boot()
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.only_member(member)
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         api = self.lxd.api.storage_pools[self.bed.pool].volumes.custom
 
         def size():
@@ -389,7 +389,7 @@ class QuotaPoolTest(StorageTestCase):
         container = self.container(server)
         self.assertEqual(self.bed.quota_pool,
                          container['expanded_devices']['root']['pool'])
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.assertEqual('1GiB', self.bed.client().api.storage_pools[
             self.bed.quota_pool].volumes.custom[volume].get(
