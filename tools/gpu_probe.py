@@ -315,8 +315,9 @@ def render(view, out):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog='gpu_probe.py', description='What nova-lxd sees of this host\'s '
-                                      'NVIDIA GPUs, through NVML.')
+        prog='gpu_probe.py',
+        description='What nova-lxd sees of this host\'s NVIDIA GPUs, '
+                    'through NVML.')
     parser.add_argument('--json', action='store_true', help='print JSON')
     parser.add_argument('--member', default=socket.gethostname(),
                         help='member name for provider names (default: '

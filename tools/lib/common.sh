@@ -74,7 +74,7 @@ apt_install() {
     [ "$(id -u)" = 0 ] || die "missing $*; run as root so that I can install them (apt-get)"
     command -v apt-get >/dev/null ||
         die "missing $* and this is not an apt-based system (Debian/Ubuntu); install them by hand"
-    local policy=/usr/sbin/policy-rc.d added= rc=0
+    local policy=/usr/sbin/policy-rc.d added='' rc=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
         # shellcheck disable=SC2064  # expand now: remove exactly this file
