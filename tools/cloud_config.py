@@ -34,7 +34,17 @@ class Cloud:
     lxd_project: str = 'nova-lxd-cloud'
     lxd_pool: str = 'testbed'
     bridge_prefix: str = 'brnlc-'   # + member: its agent's integration bridge
+    phys_prefix: str = 'brnlp-'     # + member: its agent's bridge of physnet
     of_port: int = 16633        # + the member's index: its OpenFlow port
+    metadata_port: int = 8775   # Nova's metadata API
+    # The flat provider network every agent maps to its own bridge
+    # (tools/cloud patches those bridges together).
+    physnet: str = 'cloud'
+
+    @property
+    def network_host(self):
+        """The member whose bridge the DHCP agent plugs into."""
+        return next(iter(self.members))
 
     @property
     def etc(self):
@@ -159,14 +169,16 @@ def neutron_conf(cloud):
 
 
 def ml2_conf(cloud):
+    # Provider networks only (flat, on physnet): no tenant networks.
     return _conf({
         'ml2': {
-            'type_drivers': 'local',
-            'tenant_network_types': 'local',
+            'type_drivers': 'flat',
+            'tenant_network_types': '',
             'mechanism_drivers':
                 'openvswitch' if cloud.network == 'ovs' else '',
             'extension_drivers': 'port_security',
         },
+        'ml2_type_flat': {'flat_networks': cloud.physnet},
     })
 
 
@@ -182,13 +194,57 @@ def ovs_agent_conf(cloud, member, index):
             'ovsdb_connection': cloud.ovsdb,
             'of_listen_address': cloud.host,
             'of_listen_port': cloud.of_port + index,
+            # physnet on a bridge of its own too (the agent owns its flows);
+            # tools/cloud patches every member's one to a common switch.
+            'bridge_mappings': '%s:%s%s' % (
+                cloud.physnet, cloud.phys_prefix, member),
         },
         # The agents run as root: "env" stands in for sudo's root helper.
         'agent': {'tunnel_types': '', 'root_helper': 'env'},
+        # Security groups in OpenFlow with conntrack (userspace conntrack
+        # on the netdev datapath): no per-port Linux bridge.
         'securitygroup': {
-            'firewall_driver': 'noop',
-            'enable_security_group': 'false',
+            'firewall_driver': 'openvswitch',
+            'enable_security_group': 'true',
         },
+    })
+
+
+def dhcp_agent_conf(cloud):
+    """Neutron's DHCP agent, on the network host's integration bridge.
+
+    dnsmasq in a namespace qdhcp-<network> per network, plugged with a
+    veth pair (a userspace datapath cannot serve an internal port moved
+    into a namespace), and the metadata proxy (haproxy) in that namespace:
+    the networks have no router.
+    """
+    return _conf({
+        'DEFAULT': {
+            'host': cloud.network_host,
+            'interface_driver': 'openvswitch',
+            'ovs_use_veth': 'true',
+            'enable_isolated_metadata': 'true',
+            'force_metadata': 'true',
+        },
+        'ovs': {
+            'integration_bridge': cloud.bridge_prefix + cloud.network_host,
+            'ovsdb_connection': cloud.ovsdb,
+        },
+        'agent': {'root_helper': 'env'},
+    })
+
+
+def metadata_agent_conf(cloud):
+    """Neutron's metadata agent: haproxy's requests to Nova, signed."""
+    return _conf({
+        'DEFAULT': {
+            'host': cloud.network_host,
+            'nova_metadata_host': cloud.host,
+            'nova_metadata_port': cloud.metadata_port,
+            'metadata_proxy_shared_secret': cloud.secret,
+            'metadata_workers': 1,
+        },
+        'agent': {'root_helper': 'env'},
     })
 
 
@@ -218,7 +274,10 @@ def nova_conf(cloud):
         'oslo_messaging_notifications': {'driver': 'noop'},
         'keystone_authtoken': _auth(cloud, 'nova'),
         'placement': _auth(cloud, 'nova'),
-        'neutron': _auth(cloud, 'nova'),
+        # Nova's metadata API answers the requests Neutron's metadata
+        # agent signs with this secret.
+        'neutron': _auth(cloud, 'nova', service_metadata_proxy='true',
+                         metadata_proxy_shared_secret=cloud.secret),
         'service_user': _auth(cloud, 'nova', send_service_user_token='true'),
         'glance': {'region_name': cloud.region},
         'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool},
@@ -312,6 +371,9 @@ def configs(cloud):
         if cloud.network == 'ovs':
             files['ovs-agent-%s.conf' % member] = ovs_agent_conf(
                 cloud, member, index)
+    if cloud.network == 'ovs':
+        files['dhcp-agent.conf'] = dhcp_agent_conf(cloud)
+        files['metadata-agent.conf'] = metadata_agent_conf(cloud)
     return files
 
 
@@ -355,6 +417,9 @@ def parse_args(argv):
     parser.add_argument('--lxd-project', required=True)
     parser.add_argument('--lxd-pool', required=True)
     parser.add_argument('--bridge-prefix', required=True)
+    parser.add_argument('--phys-prefix', required=True)
+    parser.add_argument('--physnet', required=True)
+    parser.add_argument('--metadata-port', type=int, required=True)
     parser.add_argument('--of-port', type=int, required=True)
     parser.add_argument(
         '--member', action='append', default=[], metavar='NAME=LXD_DIR',
@@ -378,7 +443,8 @@ def main(argv=None):
         host=args.host, region=args.region, amqp_port=args.amqp_port,
         network=args.network, lxd_project=args.lxd_project,
         lxd_pool=args.lxd_pool, bridge_prefix=args.bridge_prefix,
-        of_port=args.of_port))
+        phys_prefix=args.phys_prefix, physnet=args.physnet,
+        of_port=args.of_port, metadata_port=args.metadata_port))
 
 
 if __name__ == '__main__':
