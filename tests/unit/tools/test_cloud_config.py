@@ -92,11 +92,45 @@ class CloudConfigTest(testtools.TestCase):
         self.assertEqual('openvswitch',
                          files['ml2.conf']['ml2']['mechanism_drivers'])
 
+    def test_one_flat_network_over_every_members_bridge(self):
+        files = cloud_config.configs(self.cloud)
+        ml2 = files['ml2.conf']
+        self.assertEqual('flat', ml2['ml2']['type_drivers'])
+        self.assertEqual('cloud', ml2['ml2_type_flat']['flat_networks'])
+        for member in ('lxd1', 'lxd2'):
+            ovs = files['ovs-agent-%s.conf' % member]
+            self.assertEqual('cloud:brnlp-%s' % member,
+                             ovs['ovs']['bridge_mappings'])
+            self.assertEqual('openvswitch',
+                             ovs['securitygroup']['firewall_driver'])
+            self.assertEqual('true',
+                             ovs['securitygroup']['enable_security_group'])
+
+    def test_dhcp_and_metadata_on_the_first_member(self):
+        files = cloud_config.configs(self.cloud)
+        dhcp = files['dhcp-agent.conf']
+        self.assertEqual('lxd1', dhcp['DEFAULT']['host'])
+        self.assertEqual('brnlc-lxd1', dhcp['ovs']['integration_bridge'])
+        self.assertEqual('true', dhcp['DEFAULT']['ovs_use_veth'])
+        # No router: the DHCP namespace serves the metadata.
+        self.assertEqual('true', dhcp['DEFAULT']['force_metadata'])
+        meta = files['metadata-agent.conf']
+        self.assertEqual('lxd1', meta['DEFAULT']['host'])
+        self.assertEqual('8775', meta['DEFAULT']['nova_metadata_port'])
+        # Neutron signs with the secret Nova checks.
+        self.assertEqual('s3cr%t',
+                         meta['DEFAULT']['metadata_proxy_shared_secret'])
+        nova = files['nova.conf']['neutron']
+        self.assertEqual('true', nova['service_metadata_proxy'])
+        self.assertEqual('s3cr%t', nova['metadata_proxy_shared_secret'])
+
     def test_no_network(self):
         self.cloud.network = 'none'
         files = cloud_config.configs(self.cloud)
         self.assertEqual('', files['ml2.conf']['ml2']['mechanism_drivers'])
         self.assertFalse([n for n in files if n.startswith('ovs-agent-')])
+        self.assertNotIn('dhcp-agent.conf', files)
+        self.assertNotIn('metadata-agent.conf', files)
 
     def test_write_all(self):
         for name in (('glance', 'glance-api-paste.ini'),
@@ -135,11 +169,15 @@ class CloudConfigTest(testtools.TestCase):
             '--host', '127.0.0.1', '--region', 'R', '--amqp-port', '5672',
             '--network', 'ovs', '--lxd-project', 'p', '--lxd-pool', 'pool',
             '--bridge-prefix', 'br-', '--of-port', '100',
+            '--phys-prefix', 'ph-', '--physnet', 'net', '--metadata-port', '1',
             '--member', 'lxd1=/a', '--member', 'lxd2=/b'])
         cloud = written['cloud']
         self.assertEqual('abc', cloud.secret)
         self.assertEqual({'lxd1': '/a', 'lxd2': '/b'}, cloud.members)
         self.assertEqual(['lxd1', 'lxd2'], list(cloud.members))
+        self.assertEqual(('ph-', 'net', 1),
+                         (cloud.phys_prefix, cloud.physnet,
+                          cloud.metadata_port))
 
     def test_main_refuses_a_bad_member(self):
         with open(os.path.join(self.state, 'secret'), 'w') as f:
@@ -148,5 +186,7 @@ class CloudConfigTest(testtools.TestCase):
             '--state', self.state, '--venv', self.venv,
             '--host', '127.0.0.1', '--region', 'R', '--amqp-port', '5672',
             '--network', 'ovs', '--lxd-project', 'p', '--lxd-pool', 'pool',
-            '--bridge-prefix', 'br-', '--of-port', '100', '--member', 'lxd1'])
+            '--bridge-prefix', 'br-', '--of-port', '100',
+            '--phys-prefix', 'ph-', '--physnet', 'net', '--metadata-port', '1',
+            '--member', 'lxd1'])
         self.assertIn('NAME=LXD_DIR', str(e))
