@@ -17,28 +17,28 @@ from nova.compute import vm_states
 import nova.conf
 from nova import context as nova_context
 from nova import exception
-from nova.image import glance
 from nova import objects
 from nova.scheduler.client import report
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
 
+from nova_lxd import cloud_init
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
-from nova_lxd import config
+from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd import extra_specs
 from nova_lxd.gpu import assignment as gpu_assignment
 from nova_lxd.gpu import discovery as gpu_discovery
-from nova_lxd.gpu import inventory as gpu_inventory
 from nova_lxd.gpu import nvml
 from nova_lxd.gpu import options as gpu_options
-from nova_lxd import inventory
+from nova_lxd.gpu import providers as gpu_providers
+from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
-from nova_lxd.lxd import images
 from nova_lxd.lxd import members
-from nova_lxd import metadata
 from nova_lxd import network
+from nova_lxd import node
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -49,14 +49,13 @@ LOG = logging.getLogger(__name__)
 STATUS_CACHE_SECONDS = 10
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
-IMAGE_API = glance.API()
 
 
 def _gpu_classes(allocations):
     """The GPU resource classes in Nova's allocations of an instance."""
     return {rc for alloc in (allocations or {}).values()
             for rc in alloc.get('resources', {})
-            if gpu_inventory.is_gpu_class(rc)}
+            if gpu_providers.is_gpu_class(rc)}
 
 
 class LXDDriver(driver.ComputeDriver):
@@ -94,7 +93,7 @@ class LXDDriver(driver.ComputeDriver):
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
-        self.images = images.ImageCache(self.lxd)
+        self.images = imagecache.ImageCache(self.lxd)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
@@ -131,7 +130,7 @@ class LXDDriver(driver.ComputeDriver):
         """(LXD resources, capacity) of a member; or the last read."""
         if fresh or nodename not in self._reads:
             resources = self.lxd.resources(nodename)
-            self._reads[nodename] = (resources, inventory.member_capacity(
+            self._reads[nodename] = (resources, node.member_capacity(
                 resources, self.lxd.pool_resources(nodename)))
         return self._reads[nodename]
 
@@ -139,9 +138,9 @@ class LXDDriver(driver.ComputeDriver):
         if nodename not in self._nodes:
             return {}
         resources, capacity = self._read(nodename)
-        return inventory.available_resource(
+        return node.available_resource(
             nodename, self._nodes[nodename], resources, capacity,
-            inventory.hypervisor_version(
+            node.hypervisor_version(
                 self.lxd.environment['server_version']))
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
@@ -156,7 +155,7 @@ class LXDDriver(driver.ComputeDriver):
             orc.DISK_GB: self._get_reserved_host_disk_gb_from_config(),
         }
         provider_tree.update_inventory(
-            nodename, inventory.node_inventory(capacity, ratios, reserved))
+            nodename, node.node_inventory(capacity, ratios, reserved))
         self._update_gpu_providers(provider_tree, nodename, resources,
                                    allocations)
 
@@ -170,9 +169,9 @@ class LXDDriver(driver.ComputeDriver):
             return
         facts = nvml.collect() if nodename == self._local_member else None
         cards = gpu_discovery.enrich(cards, facts)
-        specs = gpu_inventory.gpu_providers(nodename, cards,
+        specs = gpu_providers.gpu_providers(nodename, cards,
                                             self._gpu_config)
-        gpu_inventory.update_provider_tree(
+        gpu_providers.update_provider_tree(
             provider_tree, nodename, specs, allocations=allocations,
             placement_usage=self._placement_usage)
         names = {provider_tree.data(u).uuid: provider_tree.data(u).name
@@ -209,7 +208,7 @@ class LXDDriver(driver.ComputeDriver):
         (one list, then get_info per instance) costs one LXD request.
         """
         ours = [i for i in self.lxd.instances()
-                if config.instance_uuid(i) and
+                if container.instance_uuid(i) and
                 i.get('location', '') in self._nodes_or_standalone()]
         self._statuses = (time.monotonic(),
                           {i['name']: i['status_code'] for i in ours})
@@ -225,11 +224,11 @@ class LXDDriver(driver.ComputeDriver):
         return [i['name'] for i in self._our_instances()]
 
     def list_instance_uuids(self):
-        return [config.instance_uuid(i) for i in self._our_instances()]
+        return [container.instance_uuid(i) for i in self._our_instances()]
 
     def get_info(self, instance, use_cache=True):
         # A rescued server is its rescue container.
-        name = (config.rescue_name(instance.name)
+        name = (constants.rescue_name(instance.name)
                 if instance.vm_state == vm_states.RESCUED else instance.name)
         taken, statuses = self._statuses
         if (use_cache and name in statuses and
@@ -255,14 +254,14 @@ class LXDDriver(driver.ComputeDriver):
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
         ephemeral_gb = storage.check_disks(instance, block_device_info)
-        body = config.instance_body(
+        body = container.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,
             allow_privileged=CONF.lxd.allow_privileged,
             allow_nesting=CONF.lxd.allow_nesting)
-        body['config'].update(metadata.cloud_init_keys(instance))
-        drive = metadata.config_drive_files(instance, injected_files,
-                                            admin_password, network_info)
+        body['config'].update(cloud_init.cloud_init_keys(instance))
+        drive = cloud_init.config_drive_files(instance, injected_files,
+                                              admin_password, network_info)
         try:
             body['devices'].update(self.vifs.devices(instance, network_info))
             with self.disks.prepared(instance, block_device_info,
@@ -334,28 +333,14 @@ class LXDDriver(driver.ComputeDriver):
             self.lxd.ensure_profile(profile)
             body['profiles'] = [profile['name']]
 
-    def _delete(self, instance, name=None, key=config.INSTANCE_UUID_KEY):
-        """Stop hard and delete; a container already gone is no error.
-
-        Only a container carrying this instance's UUID (under ``key``) is
-        deleted.
-        """
-        name = name or instance.name
-        try:
-            found = self.lxd.instance(name)
-        except errors.LXDNotFound:
-            return
-        if found['config'].get(key) != instance.uuid:
-            LOG.warning('Container %s is not this instance\'s; left alone',
-                        name, instance=instance)
-            return
-        if found['status'] != 'Stopped':
-            self.lxd.change_state(name, 'stop', force=True)
-        self.lxd.delete_instance(name)
+    def _delete(self, instance):
+        """Stop hard and delete its container; gone already is no error."""
+        self.lxd.delete_owned(instance.name, constants.INSTANCE_UUID_KEY,
+                              instance.uuid)
 
     def _delete_rescue(self, instance):
-        self._delete(instance, config.rescue_name(instance.name),
-                     config.RESCUE_OF_KEY)
+        self.lxd.delete_owned(constants.rescue_name(instance.name),
+                              constants.RESCUE_OF_KEY, instance.uuid)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -368,7 +353,7 @@ class LXDDriver(driver.ComputeDriver):
         self._delete(instance)
         self.disks.remove(instance, block_device_info)
         self.vifs.unplug(instance, network_info)
-        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
+        self.lxd.delete_unused_profiles(constants.is_gpu_profile)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -441,7 +426,7 @@ class LXDDriver(driver.ComputeDriver):
         The original root is at /mnt/original-root in the rescue
         container; the original container is left as it was.
         """
-        body = config.rescue_body(
+        body = container.rescue_body(
             instance, instance.flavor, None, CONF.lxd.storage_pool,
             self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
@@ -529,33 +514,7 @@ class LXDDriver(driver.ComputeDriver):
     # -- snapshot --------------------------------------------------------
 
     def snapshot(self, context, instance, image_id, update_task_state):
-        """Publish a point-in-time copy of the container to Glance.
-
-        An LXD snapshot first, so the server keeps running; then a private
-        LXD image of it (a unified tarball), streamed to Glance, removed
-        from LXD once uploaded.
-        """
-        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        snapshot = 'nova-snapshot-%s' % image_id
-        try:
-            self.lxd.snapshot(instance.name, snapshot)
-        except errors.LXDNotFound:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        try:
-            fingerprint = self.lxd.publish_snapshot(
-                instance.name, snapshot, {'description': instance.uuid})
-        finally:
-            self.lxd.delete_snapshot(instance.name, snapshot)
-        try:
-            update_task_state(task_state=task_states.IMAGE_UPLOADING,
-                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            with self.lxd.export_image(fingerprint) as exported:
-                IMAGE_API.update(context, image_id,
-                                 {'disk_format': 'raw',
-                                  'container_format': 'bare'},
-                                 data=exported.raw)
-        finally:
-            self.lxd.delete_image(fingerprint)
+        self.images.snapshot(context, instance, image_id, update_task_state)
 
     # -- resize ----------------------------------------------------------
 
@@ -584,16 +543,16 @@ class LXDDriver(driver.ComputeDriver):
         """Limits, root size, ephemeral disk and GPUs of ``flavor``."""
         found = self.lxd.instance(instance.name)
         root = dict(found['devices']['root'])
-        root.update(config.root_disk(flavor, root['pool'],
-                                     flavor.extra_specs))
+        root.update(container.root_disk(flavor, root['pool'],
+                                        flavor.extra_specs))
         if _gpu_classes(allocations) or any(
-                map(gpu_assignment.is_nova_device, found['devices'])):
-            found['config'].update(config.limits(flavor))
+                map(constants.is_gpu_device, found['devices'])):
+            found['config'].update(container.limits(flavor))
             found['devices']['root'] = root
             self._replace_gpus(found, instance, flavor, allocations)
         else:
             self.lxd.update_instance(instance.name, {
-                'config': config.limits(flavor), 'devices': {'root': root}})
+                'config': container.limits(flavor), 'devices': {'root': root}})
         self.disks.apply_flavor(instance, flavor)
 
     def _replace_gpus(self, found, instance, flavor, allocations):
@@ -609,13 +568,13 @@ class LXDDriver(driver.ComputeDriver):
                            allocations)
             found['devices'] = {
                 n: d for n, d in found['devices'].items()
-                if not gpu_assignment.is_nova_device(n)}
+                if not constants.is_gpu_device(n)}
             found['devices'].update(gpus['devices'])
             found['profiles'] = [
                 p for p in found['profiles']
-                if not gpu_assignment.is_gpu_profile(p)] + gpus['profiles']
+                if not constants.is_gpu_profile(p)] + gpus['profiles']
             self.lxd.replace_instance(instance.name, found)
-        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
+        self.lxd.delete_unused_profiles(constants.is_gpu_profile)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,

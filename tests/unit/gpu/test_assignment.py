@@ -10,6 +10,7 @@ from unittest import mock
 
 import testtools
 
+from nova_lxd import constants
 from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
@@ -89,10 +90,10 @@ def _pcis(devices):
 class NamesTest(testtools.TestCase):
 
     def test_device_names(self):
-        self.assertEqual('nova-gpu-3', assignment.device_name(3))
-        self.assertTrue(assignment.is_nova_device('nova-gpu-12'))
-        self.assertFalse(assignment.is_nova_device('gpu0'))
-        self.assertFalse(assignment.is_nova_device('nova-gpu-x'))
+        self.assertEqual('nova-gpu-3', constants.gpu_device_name(3))
+        self.assertTrue(constants.is_gpu_device('nova-gpu-12'))
+        self.assertFalse(constants.is_gpu_device('gpu0'))
+        self.assertFalse(constants.is_gpu_device('nova-gpu-x'))
         self.assertEqual({'nova-gpu-0': {'a': 1}, 'nova-gpu-1': {'b': 2}},
                          assignment.device_map([{'a': 1}, {'b': 2}]))
 
@@ -481,8 +482,8 @@ class NvidiaConfigTest(testtools.TestCase):
         config = assignment.nvidia_config(self.FULL, LXD_5_0)
         name = assignment.profile_name(config)
         self.assertRegex(name, r'^nova-gpu-[0-9a-f]{12}$')
-        self.assertTrue(assignment.is_gpu_profile(name))
-        self.assertFalse(assignment.is_gpu_profile('nova-gpu-0'))
+        self.assertTrue(constants.is_gpu_profile(name))
+        self.assertFalse(constants.is_gpu_profile('nova-gpu-0'))
         self.assertEqual(name, assignment.profile_name(
             dict(reversed(list(config.items())))))
         self.assertNotEqual(name, assignment.profile_name(
