@@ -7,7 +7,7 @@ failed); ``--json`` prints the results as JSON. It reads nova.conf as
 nova-compute does and reaches LXD through nova_lxd.lxd, as the driver
 does. Run it on the compute host, as the user nova-compute runs as::
 
-    nova-lxd-status check [--json] [--config-file /etc/nova/nova.conf]
+    nova-lxd-status [--config-file /etc/nova/nova.conf] check [--json]
 """
 
 import json
