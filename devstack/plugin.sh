@@ -111,7 +111,10 @@ function install_nova_lxd_lxd {
     nova_lxd_lxd waitready --timeout 300 ||
         die $LINENO "LXD did not answer on $(nova_lxd_socket)"
     # nova-compute runs in group lxd (LXD_GROUP, DevStack's lxd driver
-    # support), which may use LXD's socket.
+    # support), which may use LXD's socket (the packages' default group).
+    if ! getent group "${LXD_GROUP:-lxd}" >/dev/null; then
+        sudo groupadd --system "${LXD_GROUP:-lxd}"
+    fi
     add_user_to_group "$STACK_USER" "${LXD_GROUP:-lxd}"
 }
 

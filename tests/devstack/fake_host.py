@@ -1,8 +1,8 @@
 """Stand-ins for the host commands the DevStack plugin runs.
 
 Called as ``fake_host.py <command> <args...>`` through small wrappers on
-PATH (lxc, lxd, sudo, apt-get, systemctl, snap, usermod, openstack,
-pip). Every call is appended to ``$FAKE_HOST_DIR/calls`` (one JSON list
+PATH (lxc, lxd, sudo, apt-get, systemctl, snap, usermod, groupadd,
+openstack, pip). Every call is appended to ``$FAKE_HOST_DIR/calls`` (one JSON list
 a line). lxc and lxd keep a small LXD state in ``$FAKE_HOST_DIR/lxd.json``
 (pools, projects, trusted certificates, instances, images, volumes,
 profiles, the last preseed), so that the plugin's checks before each change
@@ -184,7 +184,7 @@ def main():
         return openstack(args)
     if command == 'snap' and args[:1] == ['list']:
         return 1    # no snap installed yet
-    # apt-get, systemctl, snap, usermod, pip: recorded only.
+    # apt-get, systemctl, snap, usermod, groupadd, pip: recorded only.
     return 0
 
 

@@ -32,7 +32,7 @@ DEVSTACK = os.environ.get('NOVA_LXD_DEVSTACK_DIR') or os.path.join(
 GPU_FIXTURE = os.path.join(REPO, 'tests', 'unit', 'fixtures', 'gpu',
                            'lxd-resources-gpu-aspeed-rtx2080ti-gtx1080ti.json')
 FAKES = ('lxc', 'lxd', 'apt-get', 'systemctl', 'snap', 'usermod',
-         'openstack')
+         'groupadd', 'openstack')
 HOST = 'devstack-host'
 
 # What stack.sh has done before a plugin phase, as far as the plugin reads
@@ -230,7 +230,11 @@ class DebianStackTest(testtools.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.folder = tempfile.mkdtemp(prefix='nova-lxd-devstack-')
-        cls.box = Sandbox(cls.folder)
+        try:
+            cls.box = Sandbox(cls.folder)
+        except Exception:
+            shutil.rmtree(cls.folder)
+            raise
         cls.done = cls.box.run_plugin(
             STACK, localrc='NOVA_LXD_GPU_MODES=10de:1e04=shared:4')
 
