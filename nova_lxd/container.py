@@ -1,14 +1,31 @@
-"""Nova instance -> LXD instance config (pure).
+"""Nova instance -> its LXD container: create, resize and rescue bodies (pure).
 
-Only what Nova and the operator decide reaches the container's config:
+One call builds the body a spawn creates (``instance_body``), from the
+flavor and what each room adds (a ``Part``: disks, ports, GPUs, cloud-init
+keys); nothing else writes into it. Only what Nova and the operator
+decide reaches the container's config:
 the flavor, its ``quota:`` and ``lxd:`` extra specs (within what ``[lxd]``
 allows), and Nova's identity keys. Nothing a tenant controls (image
 properties, metadata, user data) becomes raw or security configuration.
 """
 
+from collections.abc import Iterable
+from collections.abc import Mapping
+import dataclasses
+from typing import Any
+from typing import TYPE_CHECKING
+
 from nova import exception
 
 from nova_lxd import constants
+
+if TYPE_CHECKING:
+    from nova import objects
+
+    from nova_lxd import extra_specs
+
+# An LXD API object (instance, device...) as JSON gives it.
+Body = dict[str, Any]
 
 # quota:disk_* extra spec -> (LXD root disk key, unit suffix)
 _DISK_QUOTAS = {
@@ -31,12 +48,26 @@ RESCUE_MOUNT = '/mnt/original-root'
 RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
 
 
-def instance_uuid(lxd_instance):
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """What one room (disks, ports, GPUs, cloud-init) adds to a container.
+
+    ``devices`` and ``config`` are LXD's instance devices and config keys,
+    ``profiles`` the names of LXD profiles.
+    """
+
+    devices: Mapping[str, Mapping[str, str]] = dataclasses.field(
+        default_factory=dict)
+    config: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    profiles: tuple[str, ...] = ()
+
+
+def instance_uuid(lxd_instance: Body) -> str | None:
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
     return lxd_instance.get('config', {}).get(constants.INSTANCE_UUID_KEY)
 
 
-def _quota(extra_specs, key):
+def _quota(extra_specs: Mapping[str, str], key: str) -> int | None:
     value = extra_specs.get('quota:' + key)
     if value is None:
         return None
@@ -51,7 +82,7 @@ def _quota(extra_specs, key):
     return number
 
 
-def disk_limits(extra_specs):
+def disk_limits(extra_specs: Mapping[str, str]) -> dict[str, str]:
     """Root disk I/O limits from the standard ``quota:disk_*`` specs."""
     limits = {}
     for key, (lxd_key, unit) in sorted(_DISK_QUOTAS.items()):
@@ -67,7 +98,7 @@ def disk_limits(extra_specs):
     return limits
 
 
-def nic_limits(extra_specs):
+def nic_limits(extra_specs: Mapping[str, str]) -> dict[str, str]:
     """Network bandwidth limits from ``quota:vif_*_average`` (KB/s)."""
     limits = {}
     for key, lxd_key in _VIF_QUOTAS.items():
@@ -77,7 +108,8 @@ def nic_limits(extra_specs):
     return limits
 
 
-def security_config(specs, allow_privileged, allow_nesting):
+def security_config(specs: 'extra_specs.LXDSpecs', allow_privileged: bool,
+                    allow_nesting: bool) -> dict[str, str]:
     """LXD security keys for the ``lxd:`` specs the operator allows.
 
     A flavor asking for more than ``[lxd]`` allows is refused, never
@@ -104,7 +136,8 @@ def security_config(specs, allow_privileged, allow_nesting):
     return config
 
 
-def root_disk(flavor, pool, extra_specs):
+def root_disk(flavor: 'objects.Flavor', pool: str,
+              extra_specs: Mapping[str, str]) -> dict[str, str]:
     device = {'type': 'disk', 'path': '/', 'pool': pool}
     if flavor.root_gb:
         device['size'] = '%dGiB' % flavor.root_gb
@@ -112,18 +145,47 @@ def root_disk(flavor, pool, extra_specs):
     return device
 
 
-def limits(flavor):
+def limits(flavor: 'objects.Flavor') -> dict[str, str]:
     """Flavor size -> LXD limits (also applied live on resize)."""
     return {'limits.cpu': str(flavor.vcpus),
             'limits.memory': '%dMiB' % flavor.memory_mb}
 
 
-def instance_body(instance, flavor, specs, fingerprint, pool,
-                  allow_privileged=False, allow_nesting=False):
+def check(flavor: 'objects.Flavor', specs: 'extra_specs.LXDSpecs',
+          allow_privileged: bool, allow_nesting: bool) -> None:
+    """Refuse what ``instance_body`` would refuse, before anything is made.
+
+    InvalidInput naming the extra spec or the ``[lxd]`` option.
+    """
+    security_config(specs, allow_privileged, allow_nesting)
+    disk_limits(flavor.extra_specs)
+
+
+def _merged(name: str,
+            pieces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One dict of several; a key given twice is a bug, not a choice."""
+    merged: dict[str, Any] = {}
+    for piece in pieces:
+        twice = set(merged) & set(piece)
+        if twice:
+            raise ValueError('%s %s given twice' % (name, ', '.join(
+                sorted(twice))))
+        merged.update(piece)
+    return merged
+
+
+def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
+                  specs: 'extra_specs.LXDSpecs', fingerprint: str | None,
+                  pool: str, parts: Iterable[Part] = (),
+                  allow_privileged: bool = False,
+                  allow_nesting: bool = False) -> Body:
     """The POST /1.0/instances body for a Nova instance.
 
-    GPU devices and the driver's GPU profile are added at spawn, once the
-    cards are chosen.
+    Nova's identity keys, the flavor's limits, root disk and the security
+    keys its ``lxd:`` specs may have (``specs``: LXDSpecs; within what
+    ``allow_privileged`` and ``allow_nesting`` allow), and what the rooms
+    add: ``parts``, container.Parts of the ephemeral disk and volumes, the
+    ports, the GPUs, the cloud-init keys.
     """
     config = {
         constants.INSTANCE_UUID_KEY: instance.uuid,
@@ -132,23 +194,26 @@ def instance_body(instance, flavor, specs, fingerprint, pool,
     }
     config.update(limits(flavor))
     config.update(security_config(specs, allow_privileged, allow_nesting))
+    devices = {'root': root_disk(flavor, pool, flavor.extra_specs)}
     return {
         'name': instance.name,
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         # No operator profile: the container is exactly what the driver
         # writes, whatever the LXD default profile holds.
-        'profiles': [],
-        'config': config,
-        'devices': {'root': root_disk(flavor, pool, flavor.extra_specs)},
+        'profiles': [p for part in parts for p in part.profiles],
+        'config': _merged('config key', [config] +
+                          [part.config for part in parts]),
+        'devices': _merged('device', [devices] +
+                           [part.devices for part in parts]),
     }
 
 
-def rescue_body(instance, flavor, fingerprint, pool, pool_info):
-    """A container from the rescue image with the original root mounted.
+def rescue_root(instance: 'objects.Instance', pool_info: Body) -> str:
+    """The member's path to an instance's root, for its rescue container.
 
-    ``pool_info`` is the pool as seen on the instance's member. The
-    original root is reached through the member's own path to it.
+    ``pool_info`` is ``[lxd] storage_pool`` as seen on the instance's
+    member; InstanceNotRescuable where its driver keeps no plain folder.
     """
     if pool_info['driver'] not in RESCUE_POOL_DRIVERS:
         raise exception.InstanceNotRescuable(
@@ -156,8 +221,17 @@ def rescue_body(instance, flavor, fingerprint, pool, pool_info):
             reason='rescue needs an LXD storage pool of driver %s; [lxd] '
                    'storage_pool is %s' % (
                        ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
-    root = '%s/containers/%s/rootfs' % (pool_info['config']['source'],
+    return '%s/containers/%s/rootfs' % (pool_info['config']['source'],
                                         instance.name)
+
+
+def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
+                fingerprint: str, pool: str, root: str) -> Body:
+    """A container from the rescue image with the original root mounted.
+
+    ``root``: ``rescue_root``, the original root through the member's own
+    path to it.
+    """
     config = {constants.RESCUE_OF_KEY: instance.uuid}
     config.update(limits(flavor))
     return {
@@ -172,3 +246,40 @@ def rescue_body(instance, flavor, fingerprint, pool, pool_info):
                 'type': 'disk', 'source': root, 'path': RESCUE_MOUNT},
         },
     }
+
+
+# -- resize: the container as LXD has it, changed ----------------------
+
+
+def holds_gpus(found: Body) -> bool:
+    """Whether an instance (``GET /1.0/instances/<name>``) has our GPUs."""
+    return any(map(constants.is_gpu_device, found['devices']))
+
+
+def _resized_root(found: Body, flavor: 'objects.Flavor') -> dict[str, str]:
+    root = dict(found['devices']['root'])
+    root.update(root_disk(flavor, root['pool'], flavor.extra_specs))
+    return root
+
+
+def resize_patch(found: Body, flavor: 'objects.Flavor') -> Body:
+    """The PATCH of ``found`` to ``flavor``: limits, root size, disk I/O."""
+    return {'config': limits(flavor),
+            'devices': {'root': _resized_root(found, flavor)}}
+
+
+def resized(found: Body, flavor: 'objects.Flavor', gpus: Part) -> Body:
+    """``found`` with ``flavor``'s limits and root disk, and ``gpus``.
+
+    ``gpus`` (a Part) replaces the driver's gpu devices and GPU profiles.
+    For LXD's PUT (client.replace_instance), which removes what it lacks.
+    """
+    config = dict(found['config'])
+    config.update(limits(flavor))
+    devices = {n: d for n, d in found['devices'].items()
+               if not constants.is_gpu_device(n)}
+    devices['root'] = _resized_root(found, flavor)
+    devices.update(gpus.devices)
+    profiles = [p for p in found['profiles']
+                if not constants.is_gpu_profile(p)] + list(gpus.profiles)
+    return dict(found, config=config, devices=devices, profiles=profiles)

@@ -1,6 +1,11 @@
 """LXD instance status -> Nova power state (pure)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from nova.compute import power_state
+
+from nova_lxd import container
 
 # LXD's status codes (shared/api/status_code.go).
 _POWER_STATES = {
@@ -14,11 +19,39 @@ _POWER_STATES = {
 }
 
 
-def power_state_of(status_code):
+# Where a standalone LXD says its instances are.
+STANDALONE_LOCATIONS = ('', 'none')
+
+
+def power_state_of(status_code: int) -> int:
     return _POWER_STATES.get(status_code, power_state.NOSTATE)
 
 
-def diagnostics(lxd_state):
+def power_state_from(lxd_state: dict[str, Any]) -> int:
+    """The Nova power state of an instance or its state (LXD's dicts)."""
+    return power_state_of(lxd_state['status_code'])
+
+
+def nova_containers(lxd_instances: Iterable[dict[str, Any]],
+                    members: Iterable[str],
+                    clustered: bool) -> dict[str, tuple[str, int]]:
+    """{container name: (Nova instance UUID, power state)}.
+
+    Of the driver's containers in an instance listing (``GET
+    /1.0/instances?recursion=1``) that are on ``members``.
+    """
+    here = set(members)
+    if not clustered:
+        here |= set(STANDALONE_LOCATIONS)
+    found = {}
+    for i in lxd_instances:
+        uuid = container.instance_uuid(i)
+        if uuid and i.get('location', '') in here:
+            found[i['name']] = (uuid, power_state_from(i))
+    return found
+
+
+def diagnostics(lxd_state: dict[str, Any]) -> dict[str, Any]:
     """Nova's (legacy, free-form) diagnostics from an LXD instance state.
 
     CPU time in ns, memory in bytes, counters per network interface.

@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEVSTACK = os.environ.get('NOVA_LXD_DEVSTACK_DIR') or os.path.join(
     os.path.dirname(REPO), 'shared', 'third-party', 'devstack')
-GPU_FIXTURE = os.path.join(REPO, 'tests', 'unit', 'fixtures', 'gpu',
+GPU_FIXTURE = os.path.join(REPO, 'tests', 'unit', 'data', 'gpu',
                            'lxd-resources-gpu-aspeed-rtx2080ti-gtx1080ti.json')
 FAKES = ('lxc', 'lxd', 'apt-get', 'systemctl', 'snap', 'usermod',
          'groupadd', 'openstack')

@@ -18,7 +18,7 @@ import testtools
 
 from nova_lxd.cmd import status
 from tests.certs import write_self_signed
-from tests.functional import testbed
+from tools import testbed
 
 Code = status.Code
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(

@@ -3,8 +3,6 @@ import importlib.util
 import io
 import json
 import os
-import threading
-import time
 import types
 from unittest import mock
 
@@ -15,7 +13,8 @@ from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
 from nova_lxd.gpu import options
-from tests.unit import gpu as data
+from tests.unit import data
+from tests.unit import fakes
 
 MEMBER = 'lxd1'
 ME = 'aaaaaaaa-0000-0000-0000-000000000001'
@@ -504,57 +503,8 @@ class NvidiaConfigTest(testtools.TestCase):
             'cuda>=12.0', discovery.cards(data.load(data.AMD))))
 
 
-class MemberLocksTest(testtools.TestCase):
-
-    def _spawn_all(self, locks, read_barrier=None):
-        """Two spawns at once on a 2-card member; -> their devices."""
-        cards, instances, results = _h200(2), [], {}
-        start = threading.Barrier(2)
-
-        def spawn(uuid):
-            start.wait()
-            with locks(MEMBER):
-                book = assignment.ledger(list(instances), MEMBER)
-                if read_barrier:
-                    read_barrier.wait()
-                devices = assignment.assign(
-                    cards, _alloc(), {RP: H200_PROVIDER}, book, MEMBER,
-                    uuid, options.DEFAULT, PLAIN)
-                time.sleep(0.02)        # LXD's create takes a while
-                instances.append(_container(
-                    uuid, assignment.device_map(devices), uuid))
-            results[uuid] = devices
-
-        threads = [threading.Thread(target=spawn, args=(u,))
-                   for u in (ME, OTHER)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        return results
-
-    def test_two_spawns_pick_distinct_cards(self):
-        results = self._spawn_all(assignment.MemberLocks())
-        self.assertEqual({data.pci_of(0), data.pci_of(1)},
-                         {r[0]['pci'] for r in results.values()})
-
-    def test_without_the_lock_they_collide(self):
-        # The race the lock prevents: both read the ledger before either
-        # creates its container.
-        class NoLock:
-            def __call__(self, member):
-                return mock.MagicMock()
-        results = self._spawn_all(NoLock(), threading.Barrier(2))
-        self.assertEqual(1, len({r[0]['pci'] for r in results.values()}))
-
-    def test_one_lock_per_member(self):
-        locks = assignment.MemberLocks()
-        self.assertIs(locks('a'), locks('a'))
-        self.assertIsNot(locks('a'), locks('b'))
-
-
 def _probe_module():
-    path = os.path.join(os.path.dirname(data.FIXTURES), '..', '..', '..',
+    path = os.path.join(os.path.dirname(data.GPU_DIR), '..', '..', '..',
                         'tools', 'gpu-probe')
     loader = importlib.machinery.SourceFileLoader('gpu_probe', path)
     module = importlib.util.module_from_spec(
@@ -565,7 +515,7 @@ def _probe_module():
 
 def _fake_h200_nvml():
     """A fake pynvml: 2 x H200, card 0 in MIG mode with 2 slices."""
-    lib = data.fake_nvml([
+    lib = fakes.fake_nvml([
         {'pci': '00000000:18:00.0', 'uuid': 'GPU-00000000-aaaa',
          'name': 'NVIDIA H200', 'memory_mib': 143771, 'cc': (9, 0),
          'mig': 1, 'migs': [('MIG-0000-1', 'NVIDIA H200 MIG 1g.18gb'),
@@ -638,7 +588,7 @@ class ProbeTest(testtools.TestCase):
         self.assertIn('MIG 1g.18gb MIG-0000-1', out)
 
     def test_nvml_library_missing(self):
-        lib = data.fake_nvml([], init_error=data.LIBRARY_NOT_FOUND)
+        lib = fakes.fake_nvml([], init_error=fakes.LIBRARY_NOT_FOUND)
         rc, out, err = self._run(lib=lib)
         self.assertEqual(3, rc)
         self.assertIn('NVML did not start', err)
@@ -651,9 +601,9 @@ class ProbeTest(testtools.TestCase):
         self.assertIn('pip install nvidia-ml-py', str(e))
 
     def test_resources_file(self):
-        path = os.path.join(data.FIXTURES, data.ASPEED_RTX)
+        path = os.path.join(data.GPU_DIR, data.ASPEED_RTX)
         rc, out, _ = self._run('--json', '--resources', path,
-                               lib=data.fake_nvml([]))
+                               lib=fakes.fake_nvml([]))
         self.assertEqual(0, rc)
         view = json.loads(out)
         self.assertEqual('file ' + path, view['source'])
