@@ -2,11 +2,11 @@
 
 Called as ``fake_host.py <command> <args...>`` through small wrappers on
 PATH (lxc, lxd, sudo, apt-get, systemctl, snap, usermod, groupadd,
-openstack, pip). Every call is appended to ``$FAKE_HOST_DIR/calls`` (one JSON list
-a line). lxc and lxd keep a small LXD state in ``$FAKE_HOST_DIR/lxd.json``
-(pools, projects, trusted certificates, instances, images, volumes,
-profiles, the last preseed), so that the plugin's checks before each change
-see what its earlier changes made.
+openstack, pip). Every call is appended to ``$FAKE_HOST_DIR/calls`` (one
+JSON list a line). lxc and lxd keep a small LXD state in
+``$FAKE_HOST_DIR/lxd.json`` (pools, projects, trusted certificates,
+instances, images, volumes, profiles, the last preseed), so that the
+plugin's checks before each change see what its earlier changes made.
 """
 
 import hashlib
