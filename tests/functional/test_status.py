@@ -9,6 +9,7 @@ a good configuration passes.
 import io
 import json
 import os
+import signal
 import subprocess
 import time
 from unittest import mock
@@ -21,6 +22,7 @@ from tests.certs import write_self_signed
 from tools import testbed
 
 Code = status.Code
+OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
@@ -142,6 +144,55 @@ class StatusTest(testtools.TestCase):
                          '[os_vif_ovs] ovsdb_connection',
                          # members=* over HTTPS cannot plug remote ports.
                          'manages the remote member(s)')
+
+    def test_networking_with_a_real_ovsdb_server(self):
+        """os-vif's OVSDB, really asked: with and without br-int.
+
+        Only ovsdb-server runs (no ovs-vswitchd, so no datapath and no
+        host device), with its database and socket in the test's folder.
+        """
+        sock = self._ovsdb_server()
+        extra = ('[neutron]\novs_bridge = br-int\n[os_vif_ovs]\n'
+                 'ovsdb_connection = unix:%s\n' % sock)
+        # One nova-compute per member, over its socket: ports can be plugged.
+        member = self.bed.members[0]
+        lxd = {'endpoint': self.bed.socket(member),
+               'storage_pool': self.bed.quota_pool}
+        code, results = self.check(lxd, host=member, extra=extra)
+        self.assertCheck(results, 'Networking (os-vif, Open vSwitch)',
+                         Code.FAILURE, 'has no integration bridge br-int')
+        subprocess.run(['ovs-vsctl', '--db=unix:' + sock, '--no-wait',
+                        'add-br', 'br-int'], check=True, timeout=30)
+        code, results = self.check(lxd, host=member, extra=extra)
+        self.assertEqual(0, code, results)
+        self.assertCheck(results, 'Networking (os-vif, Open vSwitch)',
+                         Code.SUCCESS, 'has bridge br-int')
+
+    def _ovsdb_server(self):
+        folder = os.path.join(self.tmp, 'ovs')
+        os.mkdir(folder)
+        db, sock = os.path.join(folder, 'conf.db'), os.path.join(
+            folder, 'db.sock')
+        pidfile = os.path.join(folder, 'ovsdb-server.pid')
+        subprocess.run(['ovsdb-tool', 'create', db, OVS_SCHEMA], check=True,
+                       timeout=30)
+        subprocess.run(['ovsdb-server', db, '--remote=punix:' + sock,
+                        '--pidfile=' + pidfile, '--detach',
+                        '--log-file=' + os.path.join(folder, 'ovsdb.log')],
+                       check=True, timeout=30,
+                       env=dict(os.environ, OVS_RUNDIR=folder))
+        self.addCleanup(self._stop, pidfile)
+        subprocess.run(['ovs-vsctl', '--db=unix:' + sock, '--no-wait',
+                        'init'], check=True, timeout=30)
+        return sock
+
+    def _stop(self, pidfile):
+        with open(pidfile) as f:
+            os.kill(int(f.read()), signal.SIGTERM)
+        for _ in range(50):
+            if not os.path.exists(pidfile):
+                return
+            time.sleep(0.1)
 
     def test_offline_member(self):
         member = self.bed.members[-1]
