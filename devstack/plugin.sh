@@ -24,9 +24,9 @@ set +o xtrace
 
 NOVA_LXD_PLUGIN_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# The LXD socket of each way of installing it.
-NOVA_LXD_DEB_SOCKET=/var/lib/lxd/unix.socket
-NOVA_LXD_SNAP_SOCKET=/var/snap/lxd/common/lxd/unix.socket
+# LXD's folder (its unix socket is in it) for each way of installing it.
+NOVA_LXD_DEB_DIR=/var/lib/lxd
+NOVA_LXD_SNAP_DIR=/var/snap/lxd/common/lxd
 
 # deb, snap or none (NOVA_LXD_INSTALL, else what the distribution has).
 function nova_lxd_install_method {
@@ -39,34 +39,42 @@ function nova_lxd_install_method {
     fi
 }
 
-# lxc as root, against this host's LXD (the snap's is in sudo's path).
-function nova_lxd_lxc {
-    if [[ "$(nova_lxd_install_method)" == "snap" ]]; then
-        sudo lxc "$@"
+# LXD's folder: NOVA_LXD_LXD_DIR, else the one of the way it was installed.
+function nova_lxd_dir {
+    local method
+    method=$(nova_lxd_install_method)
+    if [[ -n "$NOVA_LXD_LXD_DIR" ]]; then
+        echo "$NOVA_LXD_LXD_DIR"
+    elif [[ "$method" == "snap" ]]; then
+        echo $NOVA_LXD_SNAP_DIR
+    elif [[ "$method" == "none" && -S $NOVA_LXD_SNAP_DIR/unix.socket ]]; then
+        echo $NOVA_LXD_SNAP_DIR
     else
-        sudo LXD_DIR=/var/lib/lxd lxc "$@"
-    fi
-}
-
-# The lxd command (init, waitready) as root.
-function nova_lxd_lxd {
-    if [[ "$(nova_lxd_install_method)" == "snap" ]]; then
-        sudo lxd "$@"
-    else
-        sudo LXD_DIR=/var/lib/lxd lxd "$@"
+        echo $NOVA_LXD_DEB_DIR
     fi
 }
 
 function nova_lxd_socket {
-    if [[ "$(nova_lxd_install_method)" == "snap" ]]; then
-        echo $NOVA_LXD_SNAP_SOCKET
-    elif [[ "$(nova_lxd_install_method)" == "deb" ]]; then
-        echo $NOVA_LXD_DEB_SOCKET
-    elif [[ -S $NOVA_LXD_SNAP_SOCKET ]]; then
-        echo $NOVA_LXD_SNAP_SOCKET
+    echo "$(nova_lxd_dir)/unix.socket"
+}
+
+# A command of LXD's (lxc, lxd) as root, against this host's LXD (the
+# snap's commands are in sudo's path and know their folder).
+function nova_lxd_as_root {
+    if [[ -z "$NOVA_LXD_LXD_DIR" && "$(nova_lxd_install_method)" == "snap" ]]; then
+        sudo "$@"
     else
-        echo $NOVA_LXD_DEB_SOCKET
+        sudo LXD_DIR="$(nova_lxd_dir)" "$@"
     fi
+}
+
+function nova_lxd_lxc {
+    nova_lxd_as_root lxc "$@"
+}
+
+# lxd init, lxd waitready
+function nova_lxd_lxd {
+    nova_lxd_as_root lxd "$@"
 }
 
 # Remember that stack made <what> (for clean).
@@ -377,12 +385,17 @@ function cleanup_nova_lxd {
         for fp in $(nova_lxd_lxc image list --project "$NOVA_LXD_PROJECT" --format csv -c f); do
             nova_lxd_lxc image delete --project "$NOVA_LXD_PROJECT" "$fp"
         done
-        for name in $(nova_lxd_lxc storage volume list "$NOVA_LXD_STORAGE_POOL" \
-                --project "$NOVA_LXD_PROJECT" --format csv -c tn | sed -n 's/^custom,//p'); do
+        # Custom volumes (ephemeral disks) live on one member each.
+        local member target
+        while read -r name member; do
+            target=()
+            [[ -z "$member" || "$member" == "none" ]] || target=(--target "$member")
             nova_lxd_lxc storage volume delete "$NOVA_LXD_STORAGE_POOL" "$name" \
-                --project "$NOVA_LXD_PROJECT"
-        done
-        for name in $(nova_lxd_lxc profile list --project "$NOVA_LXD_PROJECT" --format csv -c n); do
+                --project "$NOVA_LXD_PROJECT" "${target[@]}"
+        done < <(nova_lxd_lxc query "/1.0/storage-pools/$NOVA_LXD_STORAGE_POOL/volumes/custom?project=$NOVA_LXD_PROJECT&recursion=1" |
+            python3 -c 'import json, sys; print("".join("%s %s\n" % (v["name"], v.get("location") or "") for v in json.load(sys.stdin)), end="")')
+        # LXD 5.0's profile list has no column choice: the name is first.
+        for name in $(nova_lxd_lxc profile list --project "$NOVA_LXD_PROJECT" --format csv | cut -d, -f1); do
             [[ "$name" == "default" ]] ||
                 nova_lxd_lxc profile delete "$name" --project "$NOVA_LXD_PROJECT"
         done

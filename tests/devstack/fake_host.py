@@ -73,7 +73,7 @@ def lxd(args, state):
 
 
 # lxc options that take a value.
-VALUED = ('--project', '--format', '-c', '--name')
+VALUED = ('--project', '--format', '-c', '--name', '--target')
 
 
 def _words(args):
@@ -106,11 +106,18 @@ def lxc(args, state):
     if words[:2] == ['storage', 'delete']:
         state['pools'].remove(words[2])
         return 0
-    if words[:3] == ['storage', 'volume', 'list']:
-        for name in state['volumes'].get(project, []):
-            print('custom,%s' % name)
+    if words[:1] == ['query'] and '/volumes/custom?' in words[1]:
+        # LXD 5.0: recursion=1 gives the volumes, each with its member.
+        project = words[1].split('project=')[1].split('&')[0]
+        print(json.dumps([{'name': name, 'type': 'custom',
+                           'location': 'lxd1'}
+                          for name in state['volumes'].get(project, [])]))
         return 0
     if words[:3] == ['storage', 'volume', 'delete']:
+        if _option(args, '--target') != 'lxd1':
+            print('Error: the volume is on lxd1: --target lxd1',
+                  file=sys.stderr)
+            return 1
         state['volumes'][project].remove(words[4])
         return 0
     if words[:2] == ['project', 'show']:
@@ -156,8 +163,12 @@ def lxc(args, state):
         state['images'][project].remove(words[2])
         return 0
     if words[:2] == ['profile', 'list']:
+        if '-c' in args:
+            print('Error: unknown shorthand flag: \'c\' in -c',
+                  file=sys.stderr)   # LXD 5.0 has none here
+            return 1
         for name in ['default'] + state['profiles'].get(project, []):
-            print(name)
+            print('%s,,0' % name)
         return 0
     if words[:2] == ['profile', 'delete']:
         state['profiles'][project].remove(words[2])

@@ -77,7 +77,7 @@ class Sandbox(object):
     DevStack wrote before the plugin's phases.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, fakes=FAKES):
         if not os.path.isfile(os.path.join(DEVSTACK, 'functions-common')):
             raise AssertionError(
                 'DevStack is not at %s: the test runs the plugin with '
@@ -98,7 +98,7 @@ class Sandbox(object):
         venv_bin = os.path.join(folder, 'venv', 'bin')
         for path in (self.fake, self.bin, venv_bin):
             os.makedirs(path)
-        for name in FAKES + ('pip',):
+        for name in tuple(fakes) + ('pip',):
             self._script(os.path.join(venv_bin if name == 'pip' else
                                       self.bin, name),
                          'exec "%s" "%s" %s "$@"' % (
@@ -158,7 +158,7 @@ class Sandbox(object):
         return os.path.join(self.sandbox, relative)
 
     def run_plugin(self, calls, localrc='', vendor='Debian', release='12',
-                   services=SERVICES, virt_driver='lxd'):
+                   services=SERVICES, virt_driver='lxd', env=None):
         """Source settings, then plugin.sh once per (mode, phase)."""
         script = PRELUDE % {
             'vendor': vendor, 'release': release, 'services': services,
@@ -169,11 +169,14 @@ class Sandbox(object):
                                                              mode_phase)
         env = dict(os.environ, SANDBOX=self.sandbox,
                    FAKE_HOST_DIR=self.fake,
-                   PATH=self.bin + os.pathsep + os.environ['PATH'])
+                   PATH=self.bin + os.pathsep + os.environ['PATH'],
+                   **(env or {}))
         return subprocess.run(['bash', '-c', script], env=env,
                               capture_output=True, text=True, timeout=300)
 
     def calls(self, command=None):
+        if not os.path.exists(os.path.join(self.fake, 'calls')):
+            return []
         with open(os.path.join(self.fake, 'calls')) as f:
             found = [json.loads(line) for line in f]
         return [c for c in found if command is None or c[0] == command]
