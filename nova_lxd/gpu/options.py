@@ -54,9 +54,10 @@ gpu_opts = [
         help='Extra traits for the GPU providers, as selector=TRAIT entries, '
              'several traits joined with "+". Selector: a vendor:product '
              'model or "*"; traits are per model because one provider holds '
-             'all cards of a model. A trait is a CUSTOM_ name or a standard '
-             'os-traits name. The driver removes traits prefixed CUSTOM_GPU_ '
-             'when they leave this option; others, once set, stay until '
+             'all cards of a model. A trait is a custom one (its name starts '
+             'with CUSTOM) or a standard os-traits name. The driver removes '
+             'traits whose names start with CUSTOM_GPU when they leave this '
+             'option; others, once set, stay until '
              'removed with "openstack resource provider trait set". '
              'Example: gpu_traits = 10de:2335=CUSTOM_GPU_NVLINK+CUSTOM_TEAM_A,'
              '*=CUSTOM_RACK_7'),
