@@ -215,10 +215,14 @@ class LXDDriver(driver.ComputeDriver):
                     self._create(context, instance, image_meta, specs,
                                  allocations, [keys, ports, disks], files,
                                  power_on)
-        except (errors.LXDError, gpu_assignment.GPUAssignmentError,
-                network.VIFError) as e:
-            # LXD's own words reach the user's fault; no reschedule, which
-            # would replace them with "Exceeded maximum number of retries".
+        except gpu_assignment.GPUAssignmentError as e:
+            LOG.error('No GPUs for the container: %s', e, instance=instance)
+            raise exception.BuildAbortException(
+                instance_uuid=instance.uuid, reason=e.tenant_message)
+        except (errors.LXDError, network.VIFError) as e:
+            # LXD's own words reach the user's fault (without host paths:
+            # errors.LXDError); no reschedule, which would replace them
+            # with "Exceeded maximum number of retries".
             raise exception.BuildAbortException(
                 instance_uuid=instance.uuid, reason=str(e))
 

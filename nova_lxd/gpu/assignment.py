@@ -62,7 +62,15 @@ _STANDALONE = ('', 'none', None)
 
 
 class GPUAssignmentError(Exception):
-    """The container cannot get its GPUs; the message says why."""
+    """The container cannot get its GPUs; the message says why.
+
+    ``tenant_message``: what the server's fault may say (its tenant reads
+    it); the whole message is for the operator's log.
+    """
+
+    @property
+    def tenant_message(self) -> str:
+        return str(self)
 
 
 class NotEnoughGPUs(GPUAssignmentError):
@@ -84,6 +92,14 @@ class NotEnoughGPUs(GPUAssignmentError):
             'outside Nova may hold cards of this model, or cards are '
             'unhealthy' % (member, asked, resource_class, model, provider,
                            free, held))
+
+    @property
+    def tenant_message(self) -> str:
+        # Other tenants' and the operator's containers stay unnamed.
+        return ('%d x %s of GPU model %s asked, %d free on the host: cards '
+                'Placement counted as free are held by other containers; '
+                'nova-compute\'s log names them' % (
+                    self.asked, self.resource_class, self.model, self.free))
 
 
 class UnsupportedByLXD(GPUAssignmentError):

@@ -4,6 +4,9 @@ Each bad configuration stops the service with one InvalidConfiguration
 that names the problem and the option to fix.
 """
 
+import os
+import shutil
+
 import fixtures
 
 from nova import exception
@@ -92,6 +95,20 @@ class ConnectionTest(test.NoDBTestCase):
         self.assertRefused('[lxd] server_cert is not set',
                            '[lxd] insecure')
         self.flags(insecure=True, group='lxd')
+        log = self.useFixture(fixtures.FakeLogger())
+        self.assertEqual(self.bed.members,
+                         self.start().get_available_nodes())
+        # Said once, at start.
+        self.assertEqual(1, log.output.count('[lxd] insecure = True'))
+
+    def test_client_key_readable_by_others_is_refused(self):
+        key = os.path.join(self.tmp, 'client.key')
+        shutil.copy(self.bed.client_key, key)
+        os.chmod(key, 0o644)
+        self.https(client_key=key)
+        self.assertRefused('[lxd] client_key %s' % key, 'mode 0644',
+                           'chmod 600 %s' % key)
+        os.chmod(key, 0o600)
         self.assertEqual(self.bed.members,
                          self.start().get_available_nodes())
 

@@ -325,6 +325,11 @@ class ExhaustionTest(testtools.TestCase):
                      H200_PROVIDER, '1 free', 'jupyter (0000:18:00.0)',
                      'Placement and LXD disagree'):
             self.assertIn(part, text)
+        # What the tenant's fault says names no container and no member.
+        self.assertEqual(
+            '2 x PGPU of GPU model 10de:2335 asked, 1 free on the host: '
+            'cards Placement counted as free are held by other containers; '
+            'nova-compute\'s log names them', e.tenant_message)
 
     def test_unknown_provider(self):
         e = self.assertRaises(
