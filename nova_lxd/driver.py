@@ -82,6 +82,9 @@ class LXDDriver(driver.ComputeDriver):
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
         self._nodes = {m: members.node_uuid(fingerprint, m) for m in managed}
+        storage.check_pool(CONF.lxd.storage_pool,
+                           self.lxd.pool(managed[0])['driver'],
+                           CONF.lxd.allow_dir_pool)
         # Nova refuses to restart a service that never wrote its local
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
@@ -198,8 +201,8 @@ class LXDDriver(driver.ComputeDriver):
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
         ephemeral_gb = storage.check_disks(instance, block_device_info)
-        container.check(instance.flavor, specs, CONF.lxd.allow_privileged,
-                        CONF.lxd.allow_nesting)
+        container.check(instance.flavor, specs, instance.project_id,
+                        container.gates(CONF.lxd))
         keys = container.Part(config=cloud_init.cloud_init_keys(instance))
         # (files, mode): the config drive (root only), Nova's injected files.
         files = [(cloud_init.config_drive_files(
@@ -236,8 +239,7 @@ class LXDDriver(driver.ComputeDriver):
                 self.lxd.create_instance(container.instance_body(
                     instance, instance.flavor, specs, fingerprint,
                     CONF.lxd.storage_pool, parts + [gpus],
-                    allow_privileged=CONF.lxd.allow_privileged,
-                    allow_nesting=CONF.lxd.allow_nesting), instance.node)
+                    container.gates(CONF.lxd)), instance.node)
             for found, mode in files:
                 if found:
                     self.lxd.push_files(instance.name, found, mode=mode)
@@ -285,6 +287,19 @@ class LXDDriver(driver.ComputeDriver):
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 
+    def _start(self, instance, action='start', **kwargs):
+        """Start (or restart) the container if the operator still allows
+        what it is (privileged, nested, NVIDIA's hook); else refuse."""
+        try:
+            found = self.lxd.instance(instance.name)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        problem = container.start_problem(found, instance.project_id,
+                                          container.gates(CONF.lxd))
+        if problem:
+            raise exception.InstancePowerOnFailure(reason=problem)
+        self._change_state(instance, action, **kwargs)
+
     def _running(self, instance):
         return self.get_info(instance).state == power_state.RUNNING
 
@@ -293,12 +308,12 @@ class LXDDriver(driver.ComputeDriver):
                accel_info=None, share_info=None):
         if not self._running(instance):
             self.vifs.plug(instance, network_info)
-            self._change_state(instance, 'start')
+            self._start(instance)
         elif reboot_type == 'SOFT':
-            self._change_state(instance, 'restart',
-                               timeout=CONF.reboot_timeout or None)
+            self._start(instance, 'restart',
+                        timeout=CONF.reboot_timeout or None)
         else:
-            self._change_state(instance, 'restart', force=True)
+            self._start(instance, 'restart', force=True)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         if not self._running(instance):
@@ -317,7 +332,7 @@ class LXDDriver(driver.ComputeDriver):
         if not self._running(instance):
             # After a member reboot the host ends are gone: plug again.
             self.vifs.plug(instance, network_info)
-            self._change_state(instance, 'start')
+            self._start(instance)
 
     def pause(self, instance):
         self._change_state(instance, 'freeze')
@@ -354,11 +369,11 @@ class LXDDriver(driver.ComputeDriver):
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
-                self._change_state(instance, 'start')
+                self._start(instance)
 
     def unrescue(self, context, instance):
         self._delete_rescue(instance)
-        self._change_state(instance, 'start')
+        self._start(instance)
 
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):

@@ -50,6 +50,23 @@ def _refuse(reason):
     return exception.InvalidInput(reason=reason)
 
 
+def check_pool(name, pool_driver, allow_dir_pool):
+    """Refuse, at start, a pool that enforces no sizes unless allowed.
+
+    Placement is told every server's DISK_GB; on a dir pool (sizes only
+    with project quotas, which LXD does not report) nothing holds a
+    server to it.
+    """
+    if pool_driver == 'dir' and not allow_dir_pool:
+        raise errors.bad_config(
+            'LXD storage pool "%s" ([lxd] storage_pool) is a dir pool, which '
+            'enforces root and ephemeral disk sizes only on a filesystem '
+            'with project quotas (LXD does not say whether it has them): a '
+            'server could fill its member\'s disk. Use a btrfs, zfs, lvm or '
+            'ceph pool, or accept this one with [lxd] allow_dir_pool = True.'
+            % name)
+
+
 def check_disks(instance, block_device_info):
     """The ephemeral disk size in GiB (0: none) of a boot, or refuse it.
 

@@ -23,7 +23,8 @@ class ConnectionTest(test.NoDBTestCase):
         super().setUp()
         self.bed = testbed.Testbed()
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.flags(storage_pool=self.bed.pool, members=['*'], group='lxd')
+        self.flags(storage_pool=self.bed.pool, allow_dir_pool=True,
+                   members=['*'], group='lxd')
         self.https()
 
     def https(self, **overrides):
@@ -120,6 +121,16 @@ class ConnectionTest(test.NoDBTestCase):
     def test_unknown_project(self):
         self.flags(project='no-such-project', group='lxd')
         self.assertRefused('no-such-project', '[lxd] project')
+
+    def test_dir_pool_needs_the_operators_consent(self):
+        self.flags(allow_dir_pool=False, group='lxd')
+        self.assertRefused('LXD storage pool "%s" ([lxd] storage_pool) is '
+                           'a dir pool' % self.bed.pool,
+                           '[lxd] allow_dir_pool = True')
+        # A pool that enforces sizes needs no consent.
+        self.flags(storage_pool=self.bed.quota_pool, group='lxd')
+        self.assertEqual(self.bed.members,
+                         self.start().get_available_nodes())
 
     def test_unknown_storage_pool(self):
         self.flags(storage_pool='no-such-pool', group='lxd')

@@ -68,6 +68,17 @@ class DriverTest(DriverTestCase):
                           ('resources', 'lxd1'), ('pool_resources', 'lxd1')],
                          self.lxd.calls)
 
+    def test_a_dir_pool_needs_the_operators_consent(self):
+        self.useFixture(fixtures.MockPatchObject(
+            fakes.FakeLXD, 'pool_driver', 'dir'))
+        e = self.assertRaises(exception.InvalidConfiguration,
+                              self.driver.init_host, 'compute1')
+        self.assertIn('LXD storage pool "default" ([lxd] storage_pool) is a '
+                      'dir pool', str(e))
+        self.assertIn('[lxd] allow_dir_pool = True', str(e))
+        self.flags(allow_dir_pool=True, group='lxd')
+        self.driver.init_host('compute1')
+
     def test_unknown_node_has_no_resources(self):
         self.assertEqual({}, self.driver.get_available_resource('lxd9'))
 
