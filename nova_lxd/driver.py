@@ -3,6 +3,7 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
+import itertools
 import time
 
 from oslo_log import log as logging
@@ -406,6 +407,19 @@ class LXDDriver(driver.ComputeDriver):
                 .remove_unused_original_minimum_age_seconds)
 
     # -- volumes ---------------------------------------------------------
+
+    # The names of a server's disks are the driver's (storage): never the
+    # request's or the image's, which LXC would follow on the host.
+
+    def default_root_device_name(self, instance, image_meta, root_bdm):
+        return storage.ROOT_DEVICE_NAME
+
+    def default_device_names_for_instance(self, instance, root_device_name,
+                                          *block_device_lists):
+        storage.name_devices(instance, itertools.chain(*block_device_lists))
+
+    def get_device_name_for_instance(self, instance, bdms, block_device_obj):
+        return storage.device_name_for(instance, bdms, block_device_obj)
 
     def get_volume_connector(self, instance):
         return storage.connector_properties()

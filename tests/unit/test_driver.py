@@ -79,6 +79,20 @@ class DriverTest(DriverTestCase):
         self.flags(allow_dir_pool=True, group='lxd')
         self.driver.init_host('compute1')
 
+    def test_the_driver_names_the_disks(self):
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one)
+        self.assertEqual('/dev/vda', self.driver.default_root_device_name(
+            inst, None, None))
+        bdm = objects.BlockDeviceMapping(device_name='/dev/../x',
+                                         boot_index=-1, volume_id=uuids.v)
+        bdm.save = mock.Mock()
+        self.driver.default_device_names_for_instance(inst, '/dev/vda', [],
+                                                      [], [], [bdm])
+        self.assertEqual('/dev/vdb', bdm.device_name)
+        self.assertEqual('/dev/vdc', self.driver.get_device_name_for_instance(
+            inst, [bdm], objects.BlockDeviceMapping(device_name='/dev/vdb',
+                                                    volume_id=uuids.w)))
+
     def test_unknown_node_has_no_resources(self):
         self.assertEqual({}, self.driver.get_available_resource('lxd9'))
 
