@@ -1,4 +1,4 @@
-"""Nova instance -> its LXD container: create, resize and rescue bodies (pure).
+"""Nova instance -> its LXD container: create and resize bodies (pure).
 
 One call builds the body a spawn creates (``instance_body``), from the
 flavor and what each room adds (a ``Part``: disks, ports, GPUs, cloud-init
@@ -41,12 +41,6 @@ _VIF_QUOTAS = {
     'vif_inbound_average': 'limits.ingress',
     'vif_outbound_average': 'limits.egress',
 }
-
-RESCUE_MOUNT = '/mnt/original-root'
-# Pool drivers whose instance root is a plain folder on the member even
-# while the instance is stopped, so a rescue container can mount it.
-RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
-
 
 @dataclasses.dataclass(frozen=True)
 class Part:
@@ -318,45 +312,6 @@ def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
     }
 
 
-def rescue_root(instance: 'objects.Instance', pool_info: Body) -> str:
-    """The member's path to an instance's root, for its rescue container.
-
-    ``pool_info`` is ``[lxd] storage_pool`` as seen on the instance's
-    member; InstanceNotRescuable where its driver keeps no plain folder.
-    """
-    if pool_info['driver'] not in RESCUE_POOL_DRIVERS:
-        raise exception.InstanceNotRescuable(
-            instance_id=instance.uuid,
-            reason='rescue needs an LXD storage pool of driver %s; [lxd] '
-                   'storage_pool is %s' % (
-                       ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
-    return '%s/containers/%s/rootfs' % (pool_info['config']['source'],
-                                        instance.name)
-
-
-def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
-                fingerprint: str, pool: str, root: str) -> Body:
-    """A container from the rescue image with the original root mounted.
-
-    ``root``: ``rescue_root``, the original root through the member's own
-    path to it.
-    """
-    config = {constants.RESCUE_OF_KEY: instance.uuid}
-    config.update(limits(flavor, _specs(flavor), Gates()))
-    return {
-        'name': constants.rescue_name(instance.name),
-        'type': 'container',
-        'source': {'type': 'image', 'fingerprint': fingerprint},
-        'profiles': [],
-        'config': config,
-        'devices': {
-            'root': {'type': 'disk', 'path': '/', 'pool': pool},
-            constants.RESCUE_ROOT_DEVICE: {
-                'type': 'disk', 'source': root, 'path': RESCUE_MOUNT},
-        },
-    }
-
-
 # -- resize: the container as LXD has it, changed ----------------------
 
 
@@ -371,7 +326,8 @@ def _resized_root(found: Body, flavor: 'objects.Flavor') -> dict[str, str]:
     return root
 
 
-def _specs(flavor: 'objects.Flavor') -> 'extra_specs.LXDSpecs':
+def flavor_specs(flavor: 'objects.Flavor') -> 'extra_specs.LXDSpecs':
+    """The ``lxd:`` specs of a flavor (extra_specs.lxd_specs)."""
     from nova_lxd import extra_specs
     return extra_specs.lxd_specs(flavor.extra_specs)
 
@@ -379,7 +335,7 @@ def _specs(flavor: 'objects.Flavor') -> 'extra_specs.LXDSpecs':
 def _resized_config(found: Body, flavor: 'objects.Flavor',
                     gates: Gates) -> dict[str, str]:
     """flavor_config of ``flavor`` for the project ``found`` belongs to."""
-    return flavor_config(flavor, _specs(flavor),
+    return flavor_config(flavor, flavor_specs(flavor),
                          found['config'].get(constants.PROJECT_KEY, ''),
                          gates)
 

@@ -36,6 +36,7 @@ from nova_lxd.lxd import members
 from nova_lxd import migration
 from nova_lxd import network
 from nova_lxd import node
+from nova_lxd import rescue
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -355,22 +356,32 @@ class LXDDriver(driver.ComputeDriver):
         """Stop the server; boot the rescue image with its root mounted.
 
         The original root is at /mnt/original-root in the rescue
-        container; the original container is left as it was.
+        container (nova_lxd.rescue); the original container is left as it
+        was. A rescue that fails or is refused removes what it made and
+        starts the original again.
         """
-        root = container.rescue_root(instance, self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
-        fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
         try:
-            self.lxd.create_instance(container.rescue_body(
-                instance, instance.flavor, fingerprint,
-                CONF.lxd.storage_pool, root), instance.node)
+            found = self.lxd.instance(instance.name)
+            pool = self.lxd.pool(instance.node,
+                                 found['devices']['root']['pool'])
+            root = rescue.root_path(instance, found, pool, CONF.lxd.project)
+            fingerprint = self.images.ensure(
+                context, image_meta, self._member_arch(instance.node))
+            self.lxd.create_instance(rescue.body(
+                instance, instance.flavor, found, fingerprint, pool['name'],
+                root, container.gates(CONF.lxd)), instance.node)
             self.lxd.change_state(constants.rescue_name(instance.name),
                                   'start')
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
-                self._start(instance)
+                try:
+                    self._start(instance)
+                except Exception:
+                    LOG.exception('The server could not be started again '
+                                  'after its rescue failed',
+                                  instance=instance)
 
     def unrescue(self, context, instance):
         self._delete_rescue(instance)

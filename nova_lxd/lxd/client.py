@@ -283,9 +283,12 @@ class LXD(object):
         pool = self._client.api.storage_pools[self.conf.storage_pool]
         return self._get(pool.resources, params=self._target(member))
 
-    def pool(self, member):
-        """``[lxd] storage_pool`` as seen on one member (driver, source)."""
-        pool = self._client.api.storage_pools[self.conf.storage_pool]
+    def pool(self, member, name=None):
+        """A pool (default: ``[lxd] storage_pool``) as seen on one member.
+
+        Its driver and, on that member, its ``source``.
+        """
+        pool = self._client.api.storage_pools[name or self.conf.storage_pool]
         return self._get(pool, params=self._target(member))
 
     def instances(self):

@@ -216,29 +216,6 @@ class PartsTest(testtools.TestCase):
                           PLAIN, 'p1', CLOSED)
 
 
-class RescueBodyTest(testtools.TestCase):
-
-    def test_mounts_the_original_root_from_the_member(self):
-        root = container.rescue_root(
-            instance(), {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
-        body = container.rescue_body(instance(), flavor(), 'f1ng', 'pool1',
-                                     root)
-        self.assertEqual('instance-0000002a-rescue', body['name'])
-        self.assertEqual(
-            {'type': 'disk', 'source':
-             '/srv/pool1/containers/instance-0000002a/rootfs',
-             'path': '/mnt/original-root'},
-            body['devices']['original-root'])
-        # Not listed as a Nova instance of its own.
-        self.assertIsNone(container.instance_uuid(body))
-
-    def test_pool_without_a_folder_per_instance_is_refused(self):
-        e = self.assertRaises(
-            exception.InstanceNotRescuable, container.rescue_root, instance(),
-            {'driver': 'zfs', 'config': {}})
-        self.assertIn('dir or btrfs', str(e))
-
-
 # GET /1.0/instances/<name> of a container with one of the driver's GPUs,
 # trimmed to what a resize reads.
 FOUND = {
