@@ -237,11 +237,13 @@ class LXDDriver(driver.ComputeDriver):
             context, image_meta, self._member_arch(instance.node))
         try:
             # Cards are picked and taken (created) under the member's lock.
-            with self.gpus.claimed(instance, specs, allocations) as gpus:
-                self.lxd.create_instance(container.instance_body(
+            self.gpus.created(
+                instance, specs, allocations,
+                lambda gpus: self.lxd.create_instance(container.instance_body(
                     instance, instance.flavor, specs, fingerprint,
                     CONF.lxd.storage_pool, parts + [gpus],
-                    container.gates(CONF.lxd)), instance.node)
+                    container.gates(CONF.lxd)), instance.node),
+                lambda: self._delete(instance))
             for found, mode in files:
                 if found:
                     self.lxd.push_files(instance.name, found, mode=mode)
