@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from nova.compute import provider_tree  # noqa: E402
 
 from nova_lxd import driver  # noqa: E402
+from nova_lxd.gpu import devices  # noqa: E402
 from nova_lxd.gpu import discovery  # noqa: E402
 from nova_lxd.gpu import nvml  # noqa: E402
 from nova_lxd.gpu import options  # noqa: E402
@@ -94,8 +95,7 @@ def gpu_driver(res, facts, config):
     lxd_driver = driver.LXDDriver(None)
     lxd_driver.lxd = CountingLXD(res)
     lxd_driver._nodes = {MEMBER: uuidutils.generate_uuid()}
-    lxd_driver._local_member = MEMBER
-    lxd_driver._gpu_config = config
+    lxd_driver.gpus = devices.GPUs(lxd_driver.lxd, config, MEMBER)
     return lxd_driver
 
 

@@ -26,7 +26,7 @@ from nova import objects
 from nova.tests.unit import fake_instance
 
 from nova_lxd import driver as lxd_driver
-from nova_lxd import images
+from nova_lxd import image_format
 
 CONF = nova.conf.CONF
 LIMIT = 1.15
@@ -61,7 +61,7 @@ def cache_image(lxd, tarball):
     image_id = uuidutils.generate_uuid()
     with open(tarball, 'rb') as data:
         image = lxd.images.create(data.read(), wait=True)
-    image.add_alias(images.alias(image_id), 'Glance image busybox')
+    image.add_alias(image_format.alias(image_id), 'Glance image busybox')
     return image_id, image.fingerprint
 
 

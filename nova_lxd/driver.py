@@ -3,7 +3,6 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
-import collections
 import time
 
 from oslo_log import log as logging
@@ -15,30 +14,27 @@ from nova.compute import power_state
 from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
-from nova import context as nova_context
 from nova import exception
-from nova.image import glance
 from nova import objects
 from nova.scheduler.client import report
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
 
+from nova_lxd import cloud_init
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
-from nova_lxd import config
+from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd import extra_specs
 from nova_lxd.gpu import assignment as gpu_assignment
-from nova_lxd.gpu import discovery as gpu_discovery
-from nova_lxd.gpu import inventory as gpu_inventory
-from nova_lxd.gpu import nvml
+from nova_lxd.gpu import devices as gpu_devices
 from nova_lxd.gpu import options as gpu_options
-from nova_lxd import inventory
+from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
-from nova_lxd.lxd import images
 from nova_lxd.lxd import members
-from nova_lxd import metadata
 from nova_lxd import network
+from nova_lxd import node
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -49,14 +45,6 @@ LOG = logging.getLogger(__name__)
 STATUS_CACHE_SECONDS = 10
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
-IMAGE_API = glance.API()
-
-
-def _gpu_classes(allocations):
-    """The GPU resource classes in Nova's allocations of an instance."""
-    return {rc for alloc in (allocations or {}).values()
-            for rc in alloc.get('resources', {})
-            if gpu_inventory.is_gpu_class(rc)}
 
 
 class LXDDriver(driver.ComputeDriver):
@@ -82,19 +70,16 @@ class LXDDriver(driver.ComputeDriver):
         self._reads = {}        # member name -> (resources, capacity)
         self._statuses = (0, {})   # (when, {container: LXD status code})
         self._console = {}      # container -> console output read so far
-        self._gpu_config = gpu_options.DEFAULT
         self._local_member = None   # the member NVML can see, if any
-        # member -> (its GPU cards, {GPU provider UUID: provider name})
-        self._gpus = {}
-        self._gpu_locks = gpu_assignment.MemberLocks()
         self.disks = None
         self.vifs = None
+        self.gpus = None
 
     # -- service and nodes ---------------------------------------------
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
-        self.images = images.ImageCache(self.lxd)
+        self.images = imagecache.ImageCache(self.lxd)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
@@ -104,13 +89,15 @@ class LXDDriver(driver.ComputeDriver):
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
         try:
-            self._gpu_config = gpu_options.from_conf(CONF)
+            gpu_config = gpu_options.from_conf(CONF)
         except gpu_options.GpuConfigError as e:
             raise errors.bad_config(str(e))
         # NVML sees only this host's GPUs: those of the member behind the
         # local socket. Members reached over HTTPS get no NVML facts.
         if not self.lxd.endpoint.startswith('https://'):
             self._local_member = self.lxd.environment.get('server_name')
+        self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
+                                     self._local_member)
         self.vifs = network.VIFs(self.virtapi, self.lxd,
                                  self._local_member or host)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
@@ -131,7 +118,7 @@ class LXDDriver(driver.ComputeDriver):
         """(LXD resources, capacity) of a member; or the last read."""
         if fresh or nodename not in self._reads:
             resources = self.lxd.resources(nodename)
-            self._reads[nodename] = (resources, inventory.member_capacity(
+            self._reads[nodename] = (resources, node.member_capacity(
                 resources, self.lxd.pool_resources(nodename)))
         return self._reads[nodename]
 
@@ -139,9 +126,9 @@ class LXDDriver(driver.ComputeDriver):
         if nodename not in self._nodes:
             return {}
         resources, capacity = self._read(nodename)
-        return inventory.available_resource(
+        return node.available_resource(
             nodename, self._nodes[nodename], resources, capacity,
-            inventory.hypervisor_version(
+            node.hypervisor_version(
                 self.lxd.environment['server_version']))
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
@@ -156,49 +143,9 @@ class LXDDriver(driver.ComputeDriver):
             orc.DISK_GB: self._get_reserved_host_disk_gb_from_config(),
         }
         provider_tree.update_inventory(
-            nodename, inventory.node_inventory(capacity, ratios, reserved))
-        self._update_gpu_providers(provider_tree, nodename, resources,
+            nodename, node.node_inventory(capacity, ratios, reserved))
+        self.gpus.update_providers(provider_tree, nodename, resources,
                                    allocations)
-
-    def _update_gpu_providers(self, provider_tree, nodename, resources,
-                              allocations):
-        try:
-            cards = gpu_discovery.cards(resources)
-        except gpu_discovery.GPUDataError as e:
-            LOG.error('%s: LXD\'s GPU data is unreadable (%s); its GPU '
-                      'providers stay as they are', nodename, e)
-            return
-        facts = nvml.collect() if nodename == self._local_member else None
-        cards = gpu_discovery.enrich(cards, facts)
-        specs = gpu_inventory.gpu_providers(nodename, cards,
-                                            self._gpu_config)
-        gpu_inventory.update_provider_tree(
-            provider_tree, nodename, specs, allocations=allocations,
-            placement_usage=self._placement_usage)
-        names = {provider_tree.data(u).uuid: provider_tree.data(u).name
-                 for u in provider_tree.get_provider_uuids(nodename)}
-        self._gpus[nodename] = (cards, names)
-
-    @staticmethod
-    def _placement_usage(provider_uuid):
-        """{rc: amount} Placement has allocated from a provider, or None.
-
-        Asked only before a GPU inventory shrinks (a card vanished or
-        changed mode): Nova's periodic update passes no allocations.
-        """
-        try:
-            placement = report.report_client_singleton()
-            found = placement.get_allocations_for_resource_provider(
-                nova_context.get_admin_context(), provider_uuid)
-        except Exception as e:
-            LOG.warning('Cannot read the allocations of GPU provider %s '
-                        'from Placement (%s); its inventory is kept',
-                        provider_uuid, e)
-            return None
-        used = collections.Counter()
-        for consumer in found.allocations.values():
-            used.update(consumer.get('resources') or {})
-        return used
 
     # -- instances -----------------------------------------------------
 
@@ -209,7 +156,7 @@ class LXDDriver(driver.ComputeDriver):
         (one list, then get_info per instance) costs one LXD request.
         """
         ours = [i for i in self.lxd.instances()
-                if config.instance_uuid(i) and
+                if container.instance_uuid(i) and
                 i.get('location', '') in self._nodes_or_standalone()]
         self._statuses = (time.monotonic(),
                           {i['name']: i['status_code'] for i in ours})
@@ -225,11 +172,11 @@ class LXDDriver(driver.ComputeDriver):
         return [i['name'] for i in self._our_instances()]
 
     def list_instance_uuids(self):
-        return [config.instance_uuid(i) for i in self._our_instances()]
+        return [container.instance_uuid(i) for i in self._our_instances()]
 
     def get_info(self, instance, use_cache=True):
         # A rescued server is its rescue container.
-        name = (config.rescue_name(instance.name)
+        name = (constants.rescue_name(instance.name)
                 if instance.vm_state == vm_states.RESCUED else instance.name)
         taken, statuses = self._statuses
         if (use_cache and name in statuses and
@@ -255,14 +202,14 @@ class LXDDriver(driver.ComputeDriver):
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
         ephemeral_gb = storage.check_disks(instance, block_device_info)
-        body = config.instance_body(
+        body = container.instance_body(
             instance, instance.flavor, specs, fingerprint=None,
             pool=CONF.lxd.storage_pool,
             allow_privileged=CONF.lxd.allow_privileged,
             allow_nesting=CONF.lxd.allow_nesting)
-        body['config'].update(metadata.cloud_init_keys(instance))
-        drive = metadata.config_drive_files(instance, injected_files,
-                                            admin_password, network_info)
+        body['config'].update(cloud_init.cloud_init_keys(instance))
+        drive = cloud_init.config_drive_files(instance, injected_files,
+                                              admin_password, network_info)
         try:
             body['devices'].update(self.vifs.devices(instance, network_info))
             with self.disks.prepared(instance, block_device_info,
@@ -284,13 +231,12 @@ class LXDDriver(driver.ComputeDriver):
         body['source']['fingerprint'] = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            if _gpu_classes(allocations):
-                # Cards are chosen and taken (created) under the member's
-                # lock, so two spawns never pick one card.
-                with self._gpu_locks(instance.node):
-                    self._add_gpus(body, instance, specs, allocations)
-                    self.lxd.create_instance(body, instance.node)
-            else:
+            # The cards are picked and taken (created) under the member's
+            # lock, so two spawns never pick one card.
+            with self.gpus.claimed(instance, specs, allocations) as gpus:
+                body['devices'].update(gpus.devices)
+                if gpus.profiles:
+                    body['profiles'] = list(gpus.profiles)
                 self.lxd.create_instance(body, instance.node)
             if drive:
                 self.lxd.push_files(instance.name, drive)
@@ -305,57 +251,14 @@ class LXDDriver(driver.ComputeDriver):
                 # Nothing of a failed spawn stays in LXD.
                 self._delete(instance)
 
-    def _add_gpus(self, body, instance, specs, allocations):
-        """Name in ``body`` the cards of the GPU allocation, if any.
-
-        Placement counted the cards of a model; the driver picks which,
-        from what LXD's containers hold (the ledger), and writes gpu
-        devices that each name one card or slice.
-        """
-        member = instance.node
-        if member not in self._gpus:
-            raise gpu_assignment.GPUAssignmentError(
-                'the GPUs of member %s are not known yet (no resource '
-                'update since nova-compute started); retry' % member)
-        cards, names = self._gpus[member]
-        extensions = self.lxd.api_extensions
-        devices = gpu_assignment.assign(
-            cards, allocations, names,
-            gpu_assignment.ledger(self.lxd.instances_of_all_projects(),
-                                  member), member,
-            instance.uuid, self._gpu_config,
-            gpu_assignment.shapes(extensions, specs.nvidia_runtime))
-        body['devices'].update(gpu_assignment.device_map(devices))
-        nvidia = gpu_assignment.nvidia_config(
-            specs, extensions,
-            mig=any(d.get('gputype') == 'mig' for d in devices))
-        if nvidia:
-            profile = gpu_assignment.profile_body(nvidia)
-            self.lxd.ensure_profile(profile)
-            body['profiles'] = [profile['name']]
-
-    def _delete(self, instance, name=None, key=config.INSTANCE_UUID_KEY):
-        """Stop hard and delete; a container already gone is no error.
-
-        Only a container carrying this instance's UUID (under ``key``) is
-        deleted.
-        """
-        name = name or instance.name
-        try:
-            found = self.lxd.instance(name)
-        except errors.LXDNotFound:
-            return
-        if found['config'].get(key) != instance.uuid:
-            LOG.warning('Container %s is not this instance\'s; left alone',
-                        name, instance=instance)
-            return
-        if found['status'] != 'Stopped':
-            self.lxd.change_state(name, 'stop', force=True)
-        self.lxd.delete_instance(name)
+    def _delete(self, instance):
+        """Stop hard and delete its container; gone already is no error."""
+        self.lxd.delete_owned(instance.name, constants.INSTANCE_UUID_KEY,
+                              instance.uuid)
 
     def _delete_rescue(self, instance):
-        self._delete(instance, config.rescue_name(instance.name),
-                     config.RESCUE_OF_KEY)
+        self.lxd.delete_owned(constants.rescue_name(instance.name),
+                              constants.RESCUE_OF_KEY, instance.uuid)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -368,7 +271,7 @@ class LXDDriver(driver.ComputeDriver):
         self._delete(instance)
         self.disks.remove(instance, block_device_info)
         self.vifs.unplug(instance, network_info)
-        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
+        self.gpus.remove_unused_profiles()
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -441,7 +344,7 @@ class LXDDriver(driver.ComputeDriver):
         The original root is at /mnt/original-root in the rescue
         container; the original container is left as it was.
         """
-        body = config.rescue_body(
+        body = container.rescue_body(
             instance, instance.flavor, None, CONF.lxd.storage_pool,
             self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
@@ -529,33 +432,7 @@ class LXDDriver(driver.ComputeDriver):
     # -- snapshot --------------------------------------------------------
 
     def snapshot(self, context, instance, image_id, update_task_state):
-        """Publish a point-in-time copy of the container to Glance.
-
-        An LXD snapshot first, so the server keeps running; then a private
-        LXD image of it (a unified tarball), streamed to Glance, removed
-        from LXD once uploaded.
-        """
-        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        snapshot = 'nova-snapshot-%s' % image_id
-        try:
-            self.lxd.snapshot(instance.name, snapshot)
-        except errors.LXDNotFound:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        try:
-            fingerprint = self.lxd.publish_snapshot(
-                instance.name, snapshot, {'description': instance.uuid})
-        finally:
-            self.lxd.delete_snapshot(instance.name, snapshot)
-        try:
-            update_task_state(task_state=task_states.IMAGE_UPLOADING,
-                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            with self.lxd.export_image(fingerprint) as exported:
-                IMAGE_API.update(context, image_id,
-                                 {'disk_format': 'raw',
-                                  'container_format': 'bare'},
-                                 data=exported.raw)
-        finally:
-            self.lxd.delete_image(fingerprint)
+        self.images.snapshot(context, instance, image_id, update_task_state)
 
     # -- resize ----------------------------------------------------------
 
@@ -584,38 +461,36 @@ class LXDDriver(driver.ComputeDriver):
         """Limits, root size, ephemeral disk and GPUs of ``flavor``."""
         found = self.lxd.instance(instance.name)
         root = dict(found['devices']['root'])
-        root.update(config.root_disk(flavor, root['pool'],
-                                     flavor.extra_specs))
-        if _gpu_classes(allocations) or any(
-                map(gpu_assignment.is_nova_device, found['devices'])):
-            found['config'].update(config.limits(flavor))
+        root.update(container.root_disk(flavor, root['pool'],
+                                        flavor.extra_specs))
+        holding = any(map(constants.is_gpu_device, found['devices']))
+        if holding or gpu_devices.wanted(allocations):
+            found['config'].update(container.limits(flavor))
             found['devices']['root'] = root
-            self._replace_gpus(found, instance, flavor, allocations)
+            self._replace_gpus(found, instance, flavor, allocations, holding)
         else:
             self.lxd.update_instance(instance.name, {
-                'config': config.limits(flavor), 'devices': {'root': root}})
+                'config': container.limits(flavor), 'devices': {'root': root}})
         self.disks.apply_flavor(instance, flavor)
 
-    def _replace_gpus(self, found, instance, flavor, allocations):
+    def _replace_gpus(self, found, instance, flavor, allocations, holding):
         """Write ``found`` back with the GPUs of ``allocations``.
 
         The cards the container holds of the allocated models stay, more
         are picked, the rest are taken away.
         """
-        with self._gpu_locks(instance.node):
-            gpus = {'devices': {}, 'profiles': []}
-            self._add_gpus(gpus, instance,
-                           extra_specs.lxd_specs(flavor.extra_specs),
-                           allocations)
+        with self.gpus.claimed(instance,
+                               extra_specs.lxd_specs(flavor.extra_specs),
+                               allocations, holding) as gpus:
             found['devices'] = {
                 n: d for n, d in found['devices'].items()
-                if not gpu_assignment.is_nova_device(n)}
-            found['devices'].update(gpus['devices'])
+                if not constants.is_gpu_device(n)}
+            found['devices'].update(gpus.devices)
             found['profiles'] = [
                 p for p in found['profiles']
-                if not gpu_assignment.is_gpu_profile(p)] + gpus['profiles']
+                if not constants.is_gpu_profile(p)] + list(gpus.profiles)
             self.lxd.replace_instance(instance.name, found)
-        self.lxd.delete_unused_profiles(gpu_assignment.is_gpu_profile)
+        self.gpus.remove_unused_profiles()
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,

@@ -29,7 +29,8 @@ from os_vif import objects as osv_objects
 from oslo_log import log as logging
 from oslo_utils import excutils
 
-from nova_lxd import config
+from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
@@ -38,8 +39,6 @@ LOG = logging.getLogger(__name__)
 # also loads the plugins; that is for the service, at init_host).
 osv_objects.register_all()
 
-# The LXD device of a Neutron port: this prefix and the port id.
-DEVICE_PREFIX = 'nova-port-'
 # The name of the nth interface inside the container.
 INTERFACE_NAME = 'eth%d'
 
@@ -49,7 +48,7 @@ class VIFError(exception.NovaException):
 
 
 def device_name(vif):
-    return DEVICE_PREFIX + vif['id']
+    return constants.PORT_DEVICE_PREFIX + vif['id']
 
 
 def _refuse(vif, why):
@@ -98,7 +97,7 @@ def nic_device(vif, obj, interface, extra_specs):
     mtu = vif['network'].get_meta('mtu')
     if mtu:
         device['mtu'] = str(mtu)
-    device.update(config.nic_limits(extra_specs))
+    device.update(container.nic_limits(extra_specs))
     return device
 
 

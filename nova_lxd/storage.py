@@ -31,20 +31,18 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+from nova_lxd import constants
 from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 EPHEMERAL_PATH = '/mnt'
-EPHEMERAL_DEVICE = 'ephemeral0'
-EPHEMERAL_VOLUME_PREFIX = 'nova-ephemeral-'
-VOLUME_DEVICE_PREFIX = 'nova-volume-'
 
 
 def ephemeral_volume_name(instance):
     """The LXD custom volume of an instance's ephemeral disk."""
-    return EPHEMERAL_VOLUME_PREFIX + instance.uuid
+    return constants.EPHEMERAL_VOLUME_PREFIX + instance.uuid
 
 
 def _refuse(reason):
@@ -120,7 +118,7 @@ def volume_id(connection_info):
 
 
 def volume_device_name(connection_info):
-    return VOLUME_DEVICE_PREFIX + volume_id(connection_info)
+    return constants.VOLUME_DEVICE_PREFIX + volume_id(connection_info)
 
 
 def volume_device(path, mountpoint):
@@ -226,7 +224,7 @@ class Disks(object):
                     CONF.lxd.storage_pool,
                     ephemeral_volume(instance, ephemeral_gb), instance.node)
                 made.append(None)
-                body['devices'][EPHEMERAL_DEVICE] = ephemeral_device(
+                body['devices'][constants.EPHEMERAL_DEVICE] = ephemeral_device(
                     instance, CONF.lxd.storage_pool)
             for bdm in volumes:
                 info = bdm['connection_info']
@@ -273,7 +271,7 @@ class Disks(object):
         pool = CONF.lxd.storage_pool
         name = ephemeral_volume_name(instance)
         if not flavor.ephemeral_gb:
-            self.lxd.remove_device(instance.name, EPHEMERAL_DEVICE)
+            self.lxd.remove_device(instance.name, constants.EPHEMERAL_DEVICE)
             self.lxd.delete_volume(pool, name, instance.node)
             return
         size = ephemeral_volume(instance, flavor.ephemeral_gb)['config']
@@ -285,7 +283,7 @@ class Disks(object):
                 pool, ephemeral_volume(instance, flavor.ephemeral_gb),
                 instance.node)
             self.lxd.update_instance(instance.name, {'devices': {
-                EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
+                constants.EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
         except errors.LXDError as e:
             LOG.warning('The ephemeral disk keeps its size, not %s: %s',
                         size['size'], e, instance=instance)

@@ -21,9 +21,9 @@ from nova import exception
 from nova_lxd import conf as lxd_conf
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
-from nova_lxd.gpu import inventory
 from nova_lxd.gpu import nvml
 from nova_lxd.gpu import options
+from nova_lxd.gpu import providers
 from nova_lxd.lxd import client
 
 
@@ -108,22 +108,22 @@ def member_view(member, resources, facts, config, instances=None):
     if instances is not None:
         held = assignment.holders(member, cards, config,
                                   assignment.ledger(instances, member))
-    plans = inventory.card_plans(member, cards, config)
-    specs = inventory.gpu_providers(member, cards, config, plans=plans)
+    plans = providers.card_plans(member, cards, config)
+    specs = providers.gpu_providers(member, cards, config, plans=plans)
     tree = nova_provider_tree.ProviderTree()
     tree.new_root(member, uuidutils.generate_uuid())
     # A fresh tree, nothing allocated: what a first report would write.
-    inventory.update_provider_tree(tree, member, specs, usage={})
-    providers = []
+    providers.update_provider_tree(tree, member, specs, usage={})
+    shown = []
     for spec in specs:
         if tree.exists(spec.name):
             data = tree.data(spec.name)
-            providers.append({'name': spec.name, 'model': spec.model,
-                              'model_name': spec.model_name,
-                              'cards': list(spec.cards),
-                              'inventory': data.inventory,
-                              'traits': sorted(data.traits)})
-    traits = {p['name']: p['traits'] for p in providers}
+            shown.append({'name': spec.name, 'model': spec.model,
+                          'model_name': spec.model_name,
+                          'cards': list(spec.cards),
+                          'inventory': data.inventory,
+                          'traits': sorted(data.traits)})
+    traits = {p['name']: p['traits'] for p in shown}
     return {
         'member': member,
         'nvml': facts is not None,
@@ -133,7 +133,7 @@ def member_view(member, resources, facts, config, instances=None):
                      'product_id': s.product_id,
                      'description': s.description, 'reason': s.reason}
                     for s in found.skipped],
-        'providers': providers,
+        'providers': shown,
     }
 
 

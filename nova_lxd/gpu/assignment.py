@@ -6,8 +6,8 @@ nowhere but in LXD: every gpu device the driver writes names its card
 (decision 8), so ``ledger`` rebuilds the holdings of a member from one
 instance listing, after a restart too. ``assign`` picks free cards, MIG
 slices or shared-card slots of the allocated model from that ledger. The
-caller holds ``MemberLocks`` around ledger read, ``assign`` and create, so
-two spawns on one member never pick one card.
+caller holds the member's lock around ledger read, ``assign`` and create
+(nova_lxd.gpu.devices), so two spawns on one member never pick one card.
 
 What LXD accepts is read from its API extensions (LXD's
 doc/api-extensions.md and lxd/device/gpu_*.go): ``gpu_devices`` (gpu
@@ -28,19 +28,10 @@ import dataclasses
 import hashlib
 import json
 import re
-import threading
 
+from nova_lxd import constants
 from nova_lxd.gpu import discovery
-from nova_lxd.gpu import inventory
-
-# The container's Nova instance UUID (nova_lxd.config writes it; repeated
-# here so that this module and tools/gpu-probe need no Nova).
-INSTANCE_UUID_KEY = 'user.nova.instance_uuid'
-
-DEVICE_PREFIX = 'nova-gpu-'
-PROFILE_PREFIX = 'nova-gpu-'
-_DEVICE_NAME = re.compile(r'^nova-gpu-(\d+)$')
-_PROFILE_NAME = re.compile(r'^nova-gpu-[0-9a-f]{12}$')
+from nova_lxd.gpu import providers
 
 EXT_GPU = 'gpu_devices'
 EXT_GPUTYPE = 'gpu_mdev'
@@ -92,23 +83,15 @@ class UnsupportedByLXD(GPUAssignmentError):
 
 # -- names -------------------------------------------------------------
 
-def device_name(index):
-    """The name of the driver's n-th gpu device in a container."""
-    return '%s%d' % (DEVICE_PREFIX, index)
-
-
-def is_nova_device(name):
-    return bool(_DEVICE_NAME.match(name))
-
-
 def device_map(devices):
     """[device] -> {'nova-gpu-0': device, ...}, in the given order."""
-    return {device_name(i): dict(d) for i, d in enumerate(devices)}
+    return {constants.gpu_device_name(i): dict(d)
+            for i, d in enumerate(devices)}
 
 
 def _device_order(name):
-    found = _DEVICE_NAME.match(name)
-    return (0, int(found.group(1)), '') if found else (1, 0, name)
+    index = constants.gpu_device_index(name)
+    return (0, index, '') if index is not None else (1, 0, name)
 
 
 # -- the ledger --------------------------------------------------------
@@ -130,7 +113,8 @@ class Holding:
     @property
     def nova(self):
         """Written by the driver: Nova's container, the driver's name."""
-        return self.instance_uuid is not None and is_nova_device(self.device)
+        return (self.instance_uuid is not None and
+                constants.is_gpu_device(self.device))
 
     def config(self):
         return dict(self.spec)
@@ -218,7 +202,8 @@ def ledger(lxd_instances, member):
         name = instance.get('name', '')
         if instance.get('project', 'default') != 'default':
             name = '%s/%s' % (instance['project'], name)
-        uuid = (instance.get('config') or {}).get(INSTANCE_UUID_KEY)
+        uuid = (instance.get('config') or {}).get(
+            constants.INSTANCE_UUID_KEY)
         devices = (instance.get('expanded_devices') or
                    instance.get('devices') or {})
         for dev_name, device in sorted(devices.items()):
@@ -259,7 +244,7 @@ class _Member:
 
     def __init__(self, member, cards, config):
         self.plans = {p.card.pci_address: p
-                      for p in inventory.card_plans(member, cards, config)
+                      for p in providers.card_plans(member, cards, config)
                       if p.exposed}
         self.by_pci = {c.pci_address: c for c in cards}
         self.by_uuid = {c.nvidia_uuid.lower(): c for c in cards
@@ -299,16 +284,16 @@ class _Member:
         if unit.mig is not None:
             if plan.mode != 'mig':
                 return None
-            return inventory.mig_resource_class(unit.mig.profile)
+            return providers.mig_resource_class(unit.mig.profile)
         if plan.mode == 'whole':
-            return inventory.RC_WHOLE
+            return providers.RC_WHOLE
         if plan.mode.startswith('shared'):
-            return inventory.RC_SHARED
+            return providers.RC_SHARED
         return None
 
     def slots(self, card):
         return dict(self.plans[card.pci_address].units).get(
-            inventory.RC_SHARED, 1)
+            providers.RC_SHARED, 1)
 
 
 class _Usage:
@@ -336,13 +321,13 @@ class _Usage:
     def free(self, unit, rc, slots, mine):
         """Whether ``unit`` can serve one more unit of ``rc``."""
         pci = unit.card.pci_address
-        if self.cards[pci] and rc != inventory.RC_SHARED:
+        if self.cards[pci] and rc != providers.RC_SHARED:
             return False
         if unit.mig is not None:
             return not self.slices[unit.key]
         if self.sliced[pci]:
             return False
-        if rc == inventory.RC_SHARED:
+        if rc == providers.RC_SHARED:
             return pci not in mine and len(self.cards[pci]) < slots
         return True
 
@@ -362,7 +347,7 @@ def _units(member, model, rc):
         card = plan.card
         if card.model != model:
             continue
-        if rc.startswith(inventory.MIG_RC_PREFIX):
+        if rc.startswith(providers.MIG_RC_PREFIX):
             for i, mig in enumerate(card.mig_devices):
                 unit = _Unit(card, mig, (pci, i))
                 if member.kind_of(unit) == rc:
@@ -464,7 +449,7 @@ def _requests(allocations, providers_by_uuid, member, plans):
     wanted = []
     for rp_uuid, alloc in sorted((allocations or {}).items()):
         for rc, amount in sorted((alloc.get('resources') or {}).items()):
-            if not inventory.is_gpu_class(rc) or not amount:
+            if not providers.is_gpu_class(rc) or not amount:
                 continue
             name = providers_by_uuid.get(rp_uuid)
             if name is None:
@@ -548,7 +533,7 @@ def _reuse(where, held, taken, model, rc, amount):
 
 
 def _free(where, usage, mine, model, rc):
-    slots = where.slots if rc == inventory.RC_SHARED else (lambda c: 1)
+    slots = where.slots if rc == providers.RC_SHARED else (lambda c: 1)
     return [u for u in _units(where, model, rc)
             if u.card.healthy and usage.free(u, rc, slots(u.card), mine)]
 
@@ -561,7 +546,7 @@ def _pick(where, usage, mine, model, rc, need, reused):
     if len(free) < need:
         return None
     load = ((lambda u: len(usage.cards[u.card.pci_address]))
-            if rc == inventory.RC_SHARED else None)
+            if rc == providers.RC_SHARED else None)
     return _choose(free, need, {_node(u) for u in reused}, load)
 
 
@@ -607,12 +592,8 @@ def profile_name(config):
     if not config:
         return None
     text = json.dumps(config, sort_keys=True, separators=(',', ':'))
-    return PROFILE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def is_gpu_profile(name):
-    """A profile the driver made (and removes when no instance uses it)."""
-    return bool(_PROFILE_NAME.match(name))
+    return (constants.GPU_PROFILE_PREFIX +
+            hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
 def profile_body(config):
@@ -656,21 +637,3 @@ def cuda_problem(requirement, cards):
             return ('the flavor requires %s; the NVIDIA driver of this '
                     'member supports CUDA %s' % (requirement, version))
     return None
-
-
-# -- concurrency -------------------------------------------------------
-
-class MemberLocks:
-    """One lock per member, held around ledger read, assign and create.
-
-    Two spawns on one member must not both see a card free; spawns on
-    different members do not wait for each other.
-    """
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks = {}
-
-    def __call__(self, member):
-        with self._guard:
-            return self._locks.setdefault(member, threading.Lock())

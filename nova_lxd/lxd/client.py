@@ -2,8 +2,21 @@
 
 Every LXD request of the driver goes through ``LXD``; nothing else in
 nova_lxd imports pylxd.
+
+Requests go through pylxd's ``api`` nodes (``client.api.instances[name]``:
+one REST path, one HTTP method), not through its models (``Instance``,
+``StorageVolume``...), because the driver needs what the models do not
+give: ``target=`` on every create, including storage volumes (Nova
+places, LXD obeys); a timeout per operation (an image import waits for
+minutes, a state change for [lxd] timeout plus the shutdown timeout);
+``If-Match`` with the ETag of a GET, so that a read-modify-write of an
+instance cannot undo a concurrent change; and plain dicts in and out, so
+that the translators (container, gpu.assignment, state...) stay pure and
+are tested without pylxd. The request, the wait for LXD's background
+operation and the translation of LXD's errors are written once, here.
 """
 
+import contextlib
 import os
 import time
 from urllib import parse
@@ -12,6 +25,7 @@ from oslo_log import log as logging
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
 import requests
+from requests_toolbelt import multipart
 
 from nova_lxd.lxd import errors
 from nova_lxd.lxd import tls
@@ -310,6 +324,25 @@ class LXD(object):
             return False
         return True
 
+    def delete_owned(self, name, key, owner):
+        """Stop hard and delete ``name`` if its config ``key`` is ``owner``.
+
+        A container another instance or someone else made under the same
+        name is left alone (and logged). False when nothing was deleted:
+        gone already, or not ``owner``'s.
+        """
+        try:
+            found = self.instance(name)
+        except errors.LXDNotFound:
+            return False
+        if found['config'].get(key) != owner:
+            LOG.warning('Container %s is not the one of %s (%s); left alone',
+                        name, owner, key)
+            return False
+        if found['status'] != 'Stopped':
+            self.change_state(name, 'stop', force=True)
+        return self.delete_instance(name)
+
     def push_files(self, name, files, mode='0400'):
         """Write {path: bytes} into the container's filesystem, as root.
 
@@ -376,10 +409,70 @@ class LXD(object):
                              .export, is_api=False, stream=True)
 
     def delete_image(self, fingerprint):
+        """Delete an image (and its aliases); gone already is fine."""
         try:
             self._run('delete', self._client.api.images[fingerprint])
         except errors.LXDNotFound:
             pass
+
+    def image_exists(self, fingerprint):
+        try:
+            self._get(self._client.api.images[fingerprint])
+        except errors.LXDNotFound:
+            return False
+        return True
+
+    def images(self):
+        """All images of the project with their aliases: one request."""
+        return self._get(self._client.api.images, params={'recursion': 1})
+
+    def upload_image(self, parts, timeout):
+        """``POST /1.0/images``, streaming the files; LXD's fingerprint.
+
+        ``parts``: ``[(None, path)]`` for a unified tarball, else ``[(form
+        name, path), ...]`` (metadata and rootfs of a split image).
+        ``timeout``: how long LXD may take to process the upload.
+        """
+        with contextlib.ExitStack() as files:
+            if parts[0][0] is None:
+                body = files.enter_context(open(parts[0][1], 'rb'))
+                content_type = 'application/octet-stream'
+            else:
+                body = multipart.MultipartEncoder([
+                    (name, (name, files.enter_context(open(path, 'rb')),
+                            'application/octet-stream'))
+                    for name, path in parts])
+                content_type = body.content_type
+            return self._run('post', self._client.api.images, wait=timeout,
+                             data=body,
+                             headers={'Content-Type': content_type})[
+                'fingerprint']
+
+    def image_alias_target(self, alias):
+        """The fingerprint an image alias names; None without the alias."""
+        try:
+            return self._get(self._client.api.images.aliases[alias])[
+                'target']
+        except errors.LXDNotFound:
+            return None
+
+    def add_image_alias(self, alias, fingerprint, description):
+        """Name an image; False when the alias exists already."""
+        try:
+            self._run('post', self._client.api.images.aliases, json={
+                'name': alias, 'target': fingerprint,
+                'description': description})
+        except errors.LXDConflict:
+            return False
+        return True
+
+    def delete_image_alias(self, alias):
+        """Remove an alias (not its image); False when already gone."""
+        try:
+            self._run('delete', self._client.api.images.aliases[alias])
+        except errors.LXDNotFound:
+            return False
+        return True
 
     def _get(self, node, **kwargs):
         return self._request('get', node, **kwargs).json()['metadata']
@@ -396,8 +489,8 @@ class LXD(object):
         result = self._get(self._client.api.operations[operation].wait,
                            params={'timeout': wait}, timeout=wait + 10)
         if result.get('status_code') != 200:
-            raise errors.LXDError(reason=result.get('err') or
-                                  result.get('status'))
+            raise errors.LXDError(reason=result.get('err') or '%s after %ds'
+                                  % (result.get('status'), wait))
         return result.get('metadata')
 
     def _request(self, method, node, **kwargs):
@@ -405,6 +498,8 @@ class LXD(object):
             return getattr(node, method)(**kwargs)
         except pylxd_exc.NotFound as e:
             raise errors.LXDNotFound(reason=errors.reason(e))
+        except pylxd_exc.Conflict as e:
+            raise errors.LXDConflict(reason=errors.reason(e))
         except pylxd_exc.LXDAPIException as e:
             raise errors.LXDError(reason=errors.reason(e))
         except requests.RequestException as e:

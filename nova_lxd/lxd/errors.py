@@ -12,6 +12,10 @@ class LXDNotFound(LXDError):
     pass
 
 
+class LXDConflict(LXDError):
+    """HTTP 409: what is to be made exists already."""
+
+
 def bad_config(message):
     """Nova refuses to start a compute service on InvalidConfiguration."""
     return exception.InvalidConfiguration(message=message)

@@ -26,10 +26,10 @@ from nova import context as nova_context
 from nova import exception
 from nova import test
 
-from nova_lxd import images
+from nova_lxd import image_format
+from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
-from nova_lxd.lxd import images as lxd_images
 from tests.functional import testbed
 
 CONF = nova.conf.CONF
@@ -89,7 +89,7 @@ class ImageCacheTest(test.NoDBTestCase):
                    storage_pool=self.bed.pool, project=self.project,
                    group='lxd')
         self.lxd = client.LXD(CONF.lxd)
-        self.cache = lxd_images.ImageCache(self.lxd, tmp_dir=self.spool)
+        self.cache = imagecache.ImageCache(self.lxd, tmp_dir=self.spool)
         self.context = nova_context.get_admin_context()
         self.files = {}         # Glance image id -> local file
         self.downloads = []
@@ -149,7 +149,7 @@ class ImageCacheTest(test.NoDBTestCase):
     def alias_target(self, image_id):
         try:
             return self.plain.images.get_by_alias(
-                images.alias(image_id)).fingerprint
+                image_format.alias(image_id)).fingerprint
         except Exception:
             return None
 
@@ -205,7 +205,8 @@ class ImageCacheTest(test.NoDBTestCase):
         self.assertEqual({'os': 'busybox', 'release': '1.35',
                           'architecture': 'x86_64',
                           'description': 'busybox test'}, image.properties)
-        self.assertEqual(images.alias(meta['id']), image.aliases[0]['name'])
+        self.assertEqual(image_format.alias(meta['id']),
+                         image.aliases[0]['name'])
         self.assertSpoolEmpty()
         container = self.boot(fingerprint)
         self.assertNotIn('raw.lxc', container.expanded_config)
@@ -259,7 +260,7 @@ class ImageCacheTest(test.NoDBTestCase):
         self.assertEqual([], self.uploads)
         self.assertEqual([existing.fingerprint], self.fingerprints())
         self.assertEqual(
-            {'nova-lxd-test-operators', images.alias(meta['id'])},
+            {'nova-lxd-test-operators', image_format.alias(meta['id'])},
             {a['name'] for a in self.plain.images.get(
                 existing.fingerprint).aliases})
 
@@ -269,15 +270,15 @@ class ImageCacheTest(test.NoDBTestCase):
         # the alias with a conflict.
         path = self.tarball('unified.tar.gz')
         meta = self.glance_image(path)
-        real_exists = self.cache._exists
+        real_exists = self.lxd.image_exists
 
         def other_process_first(fingerprint):
             with open(path, 'rb') as f:
                 other = self.plain.images.create(f.read())
-            other.add_alias(images.alias(meta['id']), '')
-            self.cache._exists = real_exists
+            other.add_alias(image_format.alias(meta['id']), '')
+            self.lxd.image_exists = real_exists
             return False
-        self.cache._exists = other_process_first
+        self.lxd.image_exists = other_process_first
 
         self.assertEqual(sha256(path), self.ensure(meta))
         self.assertEqual(1, len(self.uploads))
@@ -338,7 +339,7 @@ class ImageCacheTest(test.NoDBTestCase):
 
         # Another nova-compute, or this one restarted: no memory of
         # what it ensured, only LXD's dates.
-        pruner = lxd_images.ImageCache(self.lxd)
+        pruner = imagecache.ImageCache(self.lxd)
         self.assertEqual([], pruner.prune([passed_in_use], 3600))
         self.assertEqual(everything, self.fingerprints())
         self.assertEqual([unused], pruner.prune([passed_in_use], 0))

@@ -11,7 +11,7 @@ from nova import exception
 from nova import test
 from nova.tests.unit import fake_instance
 
-from nova_lxd import config
+from nova_lxd import constants
 from nova_lxd import driver
 from tests.functional import testbed
 
@@ -30,7 +30,7 @@ class InstancesTest(test.NoDBTestCase):
 
     def container(self, member, nova_uuid=None, running=False, name=None):
         name = name or 'nova-lxd-test-%s' % uuid.uuid4().hex[:8]
-        cfg = {config.INSTANCE_UUID_KEY: nova_uuid} if nova_uuid else {}
+        cfg = {constants.INSTANCE_UUID_KEY: nova_uuid} if nova_uuid else {}
         created = self.lxd.instances.create(
             {'name': name, 'config': cfg,
              'source': {'type': 'image', 'alias': self.bed.image}},

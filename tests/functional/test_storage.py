@@ -24,6 +24,7 @@ import os_brick.privileged
 from oslo_utils import units
 import psutil
 
+from nova_lxd import constants
 from nova_lxd import storage
 from tests.functional import base
 from tests.functional import test_lifecycle
@@ -281,7 +282,7 @@ class EphemeralTest(StorageTestCase):
         flavor = self._create_flavor(name='eph', vcpu=1, memory_mb=256,
                                      disk=1, ephemeral=1)
         server = self.boot(flavor)
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.assertEqual([(self.bed.pool, member, volume)],
                          self.bed.nova_volumes())
@@ -307,7 +308,7 @@ class EphemeralTest(StorageTestCase):
         server = self.boot()
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.only_member(member)
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         api = self.lxd.api.storage_pools[self.bed.pool].volumes.custom
 
         def size():
@@ -389,7 +390,7 @@ class QuotaPoolTest(StorageTestCase):
         container = self.container(server)
         self.assertEqual(self.bed.quota_pool,
                          container['expanded_devices']['root']['pool'])
-        volume = storage.EPHEMERAL_VOLUME_PREFIX + server['id']
+        volume = constants.EPHEMERAL_VOLUME_PREFIX + server['id']
         member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.assertEqual('1GiB', self.bed.client().api.storage_pools[
             self.bed.quota_pool].volumes.custom[volume].get(

@@ -15,9 +15,8 @@ from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
 import testtools
 
-from nova_lxd import config
-from nova_lxd import images
-from nova_lxd import storage
+from nova_lxd import constants
+from nova_lxd import image_format
 
 
 def _require(name):
@@ -97,11 +96,11 @@ class Testbed(object):
         api = self.client().api
         for image in api.images.get(params={'recursion': 1}).json()[
                 'metadata']:
-            if images.ours(image):
+            if image_format.ours(image):
                 api.images[image['fingerprint']].delete()
                 continue
             for alias in image.get('aliases') or ():
-                if alias['name'].startswith(images.ALIAS_PREFIX):
+                if alias['name'].startswith(constants.GLANCE_IMAGE_PREFIX):
                     api.images.aliases[alias['name']].delete()
 
     def remove_nova_containers(self, attempts=20):
@@ -110,7 +109,7 @@ class Testbed(object):
         A build still running when a test failed may hold a container
         busy for a moment: try again.
         """
-        keys = (config.INSTANCE_UUID_KEY, config.RESCUE_OF_KEY)
+        keys = (constants.INSTANCE_UUID_KEY, constants.RESCUE_OF_KEY)
         for attempt in range(attempts):
             try:
                 for container in self.client().instances.all():
@@ -157,7 +156,7 @@ class Testbed(object):
             for volume in api.storage_pools[pool].volumes.get(
                     params={'recursion': 1}).json()['metadata']:
                 if (volume['type'] == 'custom' and volume['name'].startswith(
-                        storage.EPHEMERAL_VOLUME_PREFIX)):
+                        constants.EPHEMERAL_VOLUME_PREFIX)):
                     found.append((pool, volume.get('location'),
                                   volume['name']))
         return found

@@ -3,6 +3,8 @@
 from unittest import mock
 
 from nova import test
+from pylxd import exceptions as pylxd_exc
+import requests
 
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
@@ -37,3 +39,116 @@ class ChangeStateTest(test.NoDBTestCase):
         self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
                           'stop')
         self.assertEqual(client.BUSY_RETRIES + 1, self.lxd._run.call_count)
+
+
+class DeleteOwnedTest(test.NoDBTestCase):
+    """The ownership check before a container is deleted."""
+
+    def setUp(self):
+        super().setUp()
+        self.lxd = object.__new__(client.LXD)
+        self.lxd.instance = mock.Mock()
+        self.lxd.change_state = mock.Mock()
+        self.lxd.delete_instance = mock.Mock(return_value=True)
+
+    def found(self, status, **config):
+        self.lxd.instance.return_value = {'status': status,
+                                          'config': config}
+
+    def test_stops_and_deletes_the_owners_container(self):
+        self.found('Running', **{'user.nova.instance_uuid': 'u1'})
+        self.assertTrue(self.lxd.delete_owned(
+            'c1', 'user.nova.instance_uuid', 'u1'))
+        self.lxd.change_state.assert_called_once_with('c1', 'stop',
+                                                      force=True)
+        self.lxd.delete_instance.assert_called_once_with('c1')
+
+    def test_a_stopped_one_is_only_deleted(self):
+        self.found('Stopped', **{'user.nova.instance_uuid': 'u1'})
+        self.assertTrue(self.lxd.delete_owned(
+            'c1', 'user.nova.instance_uuid', 'u1'))
+        self.lxd.change_state.assert_not_called()
+
+    def test_someone_elses_container_of_that_name_stays(self):
+        for config in ({'user.nova.instance_uuid': 'u2'}, {}):
+            self.found('Running', **config)
+            self.assertFalse(self.lxd.delete_owned(
+                'c1', 'user.nova.instance_uuid', 'u1'))
+        self.lxd.change_state.assert_not_called()
+        self.lxd.delete_instance.assert_not_called()
+
+    def test_gone_already(self):
+        self.lxd.instance.side_effect = errors.LXDNotFound(reason='gone')
+        self.assertFalse(self.lxd.delete_owned(
+            'c1', 'user.nova.instance_uuid', 'u1'))
+        self.lxd.delete_instance.assert_not_called()
+
+
+class RequestTest(test.NoDBTestCase):
+    """LXD's answers through pylxd's api nodes, as the driver sees them."""
+
+    def setUp(self):
+        super().setUp()
+        self.lxd = object.__new__(client.LXD)
+        self.lxd.conf = mock.Mock(timeout=10)
+        self.lxd.endpoint = 'https://lxd.example:8443'
+        self.lxd._client = mock.MagicMock()
+        self.api = self.lxd._client.api
+
+    @staticmethod
+    def response(status, body):
+        response = mock.Mock(status_code=status)
+        response.json.return_value = body
+        return response
+
+    def test_lxd_errors_become_nova_exceptions_with_lxd_words(self):
+        for exc, status, expected in (
+                (pylxd_exc.NotFound, 404, errors.LXDNotFound),
+                (pylxd_exc.Conflict, 409, errors.LXDConflict),
+                (pylxd_exc.LXDAPIException, 500, errors.LXDError)):
+            self.api.instances['c1'].get.side_effect = exc(self.response(
+                status, {'error': 'LXD says %d' % status}))
+            e = self.assertRaises(expected, self.lxd.instance, 'c1')
+            self.assertEqual('LXD: LXD says %d' % status, str(e))
+            self.assertIs(type(e), expected)
+
+    def test_unreachable(self):
+        self.api.instances.get.side_effect = (
+            requests.ConnectionError('refused'))
+        e = self.assertRaises(errors.LXDError, self.lxd.instances)
+        self.assertIn('cannot reach https://lxd.example:8443: refused',
+                      str(e))
+
+    def test_a_failed_operation_is_an_error(self):
+        self.api.images.post.return_value = self.response(202, {
+            'type': 'async', 'operation': '/1.0/operations/op1?project=p'})
+        self.api.operations['op1'].wait.get.return_value = self.response(
+            200, {'metadata': {'status_code': 400, 'status': 'Failure',
+                               'err': 'bad image'}})
+        e = self.assertRaises(errors.LXDError, self.lxd.publish_snapshot,
+                              'c1', 's1', {})
+        self.assertEqual('LXD: bad image', str(e))
+        self.api.operations['op1'].wait.get.assert_called_once_with(
+            params={'timeout': 10}, timeout=20)
+
+    def test_an_alias_that_exists_is_no_error(self):
+        self.api.images.aliases.post.side_effect = pylxd_exc.Conflict(
+            self.response(409, {'error': 'Alias already exists'}))
+        self.assertFalse(self.lxd.add_image_alias('nova-glance-1', 'f00d',
+                                                  'Glance image 1'))
+        self.api.images.aliases.post.side_effect = None
+        self.api.images.aliases.post.return_value = self.response(
+            201, {'type': 'sync', 'metadata': {}})
+        self.assertTrue(self.lxd.add_image_alias('nova-glance-1', 'f00d',
+                                                 'Glance image 1'))
+        self.api.images.aliases.post.assert_called_with(json={
+            'name': 'nova-glance-1', 'target': 'f00d',
+            'description': 'Glance image 1'})
+
+    def test_image_alias_target(self):
+        self.api.images.aliases['a'].get.return_value = self.response(
+            200, {'type': 'sync', 'metadata': {'target': 'f00d'}})
+        self.assertEqual('f00d', self.lxd.image_alias_target('a'))
+        self.api.images.aliases['b'].get.side_effect = pylxd_exc.NotFound(
+            self.response(404, {'error': 'not found'}))
+        self.assertIsNone(self.lxd.image_alias_target('b'))

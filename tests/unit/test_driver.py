@@ -13,7 +13,7 @@ from nova.tests.unit import fake_instance
 from nova.virt import driver as virt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
 
-from nova_lxd import config
+from nova_lxd import constants
 from nova_lxd import driver
 from nova_lxd.lxd import errors
 from tests.unit import gpu as gpu_data
@@ -62,6 +62,10 @@ class FakeLXD(object):
         self.calls.append(('instance_state', name))
         return self.states.get(name)
 
+    def delete_owned(self, name, key, owner):
+        self.calls.append(('delete_owned', name, key, owner))
+        return False
+
 
 class FakeImages(object):
     """The image cache, with every image already in LXD."""
@@ -71,7 +75,7 @@ class FakeImages(object):
 
 
 def lxd_instance(name, member, uuid=None):
-    cfg = {config.INSTANCE_UUID_KEY: uuid} if uuid else {}
+    cfg = {constants.INSTANCE_UUID_KEY: uuid} if uuid else {}
     return {'name': name, 'location': member, 'config': cfg,
             'status_code': 103}
 
@@ -215,7 +219,7 @@ class DriverTest(DriverTestCase):
         self.lxd.change_state = lambda name, action, **kw: None
         self.driver.images = FakeImages()
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.metadata.config_drive_files', lambda *a: {}))
+            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1',
                                                image_ref=uuids.image)
@@ -259,7 +263,7 @@ class NetworkHooksTest(DriverTestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.metadata.config_drive_files', lambda *a: {}))
+            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
         self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock

@@ -3,13 +3,12 @@ import importlib.util
 import io
 import json
 import os
-import threading
-import time
 import types
 from unittest import mock
 
 import testtools
 
+from nova_lxd import constants
 from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
@@ -89,10 +88,10 @@ def _pcis(devices):
 class NamesTest(testtools.TestCase):
 
     def test_device_names(self):
-        self.assertEqual('nova-gpu-3', assignment.device_name(3))
-        self.assertTrue(assignment.is_nova_device('nova-gpu-12'))
-        self.assertFalse(assignment.is_nova_device('gpu0'))
-        self.assertFalse(assignment.is_nova_device('nova-gpu-x'))
+        self.assertEqual('nova-gpu-3', constants.gpu_device_name(3))
+        self.assertTrue(constants.is_gpu_device('nova-gpu-12'))
+        self.assertFalse(constants.is_gpu_device('gpu0'))
+        self.assertFalse(constants.is_gpu_device('nova-gpu-x'))
         self.assertEqual({'nova-gpu-0': {'a': 1}, 'nova-gpu-1': {'b': 2}},
                          assignment.device_map([{'a': 1}, {'b': 2}]))
 
@@ -481,8 +480,8 @@ class NvidiaConfigTest(testtools.TestCase):
         config = assignment.nvidia_config(self.FULL, LXD_5_0)
         name = assignment.profile_name(config)
         self.assertRegex(name, r'^nova-gpu-[0-9a-f]{12}$')
-        self.assertTrue(assignment.is_gpu_profile(name))
-        self.assertFalse(assignment.is_gpu_profile('nova-gpu-0'))
+        self.assertTrue(constants.is_gpu_profile(name))
+        self.assertFalse(constants.is_gpu_profile('nova-gpu-0'))
         self.assertEqual(name, assignment.profile_name(
             dict(reversed(list(config.items())))))
         self.assertNotEqual(name, assignment.profile_name(
@@ -501,55 +500,6 @@ class NvidiaConfigTest(testtools.TestCase):
         self.assertIsNone(assignment.cuda_problem('cuda<12', cards))
         self.assertIn('no CUDA version', assignment.cuda_problem(
             'cuda>=12.0', discovery.cards(data.load(data.AMD))))
-
-
-class MemberLocksTest(testtools.TestCase):
-
-    def _spawn_all(self, locks, read_barrier=None):
-        """Two spawns at once on a 2-card member; -> their devices."""
-        cards, instances, results = _h200(2), [], {}
-        start = threading.Barrier(2)
-
-        def spawn(uuid):
-            start.wait()
-            with locks(MEMBER):
-                book = assignment.ledger(list(instances), MEMBER)
-                if read_barrier:
-                    read_barrier.wait()
-                devices = assignment.assign(
-                    cards, _alloc(), {RP: H200_PROVIDER}, book, MEMBER,
-                    uuid, options.DEFAULT, PLAIN)
-                time.sleep(0.02)        # LXD's create takes a while
-                instances.append(_container(
-                    uuid, assignment.device_map(devices), uuid))
-            results[uuid] = devices
-
-        threads = [threading.Thread(target=spawn, args=(u,))
-                   for u in (ME, OTHER)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        return results
-
-    def test_two_spawns_pick_distinct_cards(self):
-        results = self._spawn_all(assignment.MemberLocks())
-        self.assertEqual({data.pci_of(0), data.pci_of(1)},
-                         {r[0]['pci'] for r in results.values()})
-
-    def test_without_the_lock_they_collide(self):
-        # The race the lock prevents: both read the ledger before either
-        # creates its container.
-        class NoLock:
-            def __call__(self, member):
-                return mock.MagicMock()
-        results = self._spawn_all(NoLock(), threading.Barrier(2))
-        self.assertEqual(1, len({r[0]['pci'] for r in results.values()}))
-
-    def test_one_lock_per_member(self):
-        locks = assignment.MemberLocks()
-        self.assertIs(locks('a'), locks('a'))
-        self.assertIsNot(locks('a'), locks('b'))
 
 
 def _probe_module():

@@ -18,7 +18,7 @@ import yaml
 from nova import exception
 from nova import objects
 
-from nova_lxd import images
+from nova_lxd import image_format as images
 
 IMAGE_ID = '6f1e4c5a-2b3d-4e5f-8a9b-0c1d2e3f4a5b'
 HINT = ('; upload an LXD unified tarball or a root filesystem tarball')
@@ -128,6 +128,9 @@ class SniffTest(testtools.TestCase):
                 (0, b'vhdxfile', 'a VHDX disk image'),
                 (0, b'conectix', 'a VHD disk image'),
                 (0x40, b'\x7f\x10\xda\xbe', 'a VirtualBox VDI disk image'),
+                (0, b'QED\x00', 'a QED disk image'),
+                (0, b'LUKS\xba\xbe\x00\x01', 'a LUKS-encrypted disk image'),
+                (0, b'# Disk DescriptorFile', 'a VMDK disk descriptor'),
                 (0x438, b'\x53\xef', 'an ext2/3/4 file system image')):
             self.assertRefused(self.at(offset, magic), what)
 

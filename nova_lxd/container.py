@@ -6,13 +6,11 @@ allows), and Nova's identity keys. Nothing a tenant controls (image
 properties, metadata, user data) becomes raw or security configuration.
 """
 
+import dataclasses
+
 from nova import exception
 
-# Nova's identity of an instance, kept in the container's own config so
-# that the driver finds its containers with one bulk LXD request.
-INSTANCE_UUID_KEY = 'user.nova.instance_uuid'
-PROJECT_KEY = 'user.nova.project_id'
-FLAVOR_KEY = 'user.nova.flavor'
+from nova_lxd import constants
 
 # quota:disk_* extra spec -> (LXD root disk key, unit suffix)
 _DISK_QUOTAS = {
@@ -29,21 +27,28 @@ _VIF_QUOTAS = {
     'vif_outbound_average': 'limits.egress',
 }
 
-
-RESCUE_OF_KEY = 'user.nova.rescue_of'
 RESCUE_MOUNT = '/mnt/original-root'
 # Pool drivers whose instance root is a plain folder on the member even
 # while the instance is stopped, so a rescue container can mount it.
 RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
 
 
-def rescue_name(instance_name):
-    return instance_name + '-rescue'
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """What one room (disks, ports, GPUs, cloud-init) adds to a container.
+
+    ``devices`` and ``config`` are LXD's instance devices and config keys,
+    ``profiles`` the names of LXD profiles.
+    """
+
+    devices: dict = dataclasses.field(default_factory=dict)
+    config: dict = dataclasses.field(default_factory=dict)
+    profiles: tuple = ()
 
 
 def instance_uuid(lxd_instance):
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
-    return lxd_instance.get('config', {}).get(INSTANCE_UUID_KEY)
+    return lxd_instance.get('config', {}).get(constants.INSTANCE_UUID_KEY)
 
 
 def _quota(extra_specs, key):
@@ -136,9 +141,9 @@ def instance_body(instance, flavor, specs, fingerprint, pool,
     cards are chosen.
     """
     config = {
-        INSTANCE_UUID_KEY: instance.uuid,
-        PROJECT_KEY: instance.project_id,
-        FLAVOR_KEY: flavor.name,
+        constants.INSTANCE_UUID_KEY: instance.uuid,
+        constants.PROJECT_KEY: instance.project_id,
+        constants.FLAVOR_KEY: flavor.name,
     }
     config.update(limits(flavor))
     config.update(security_config(specs, allow_privileged, allow_nesting))
@@ -168,17 +173,17 @@ def rescue_body(instance, flavor, fingerprint, pool, pool_info):
                        ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
     root = '%s/containers/%s/rootfs' % (pool_info['config']['source'],
                                         instance.name)
-    config = {RESCUE_OF_KEY: instance.uuid}
+    config = {constants.RESCUE_OF_KEY: instance.uuid}
     config.update(limits(flavor))
     return {
-        'name': rescue_name(instance.name),
+        'name': constants.rescue_name(instance.name),
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         'profiles': [],
         'config': config,
         'devices': {
             'root': {'type': 'disk', 'path': '/', 'pool': pool},
-            'original-root': {'type': 'disk', 'source': root,
-                              'path': RESCUE_MOUNT},
+            constants.RESCUE_ROOT_DEVICE: {
+                'type': 'disk', 'source': root, 'path': RESCUE_MOUNT},
         },
     }

@@ -1,4 +1,7 @@
-"""LXD member resources -> what Nova and Placement are told (pure)."""
+"""One Nova node per LXD member: what Nova and Placement are told of it.
+
+From the member's LXD resources (pure).
+"""
 
 from oslo_serialization import jsonutils
 from oslo_utils import units

@@ -1,12 +1,16 @@
-"""Glance images as LXD images: imported once per cluster, pruned unused.
+"""Nova's image cache for LXD: Glance images as LXD images, and snapshots.
 
 A Glance image becomes one LXD image with the alias nova-glance-<id>.
 Every nova-compute of a cluster finds it there; an image LXD already has
-(same fingerprint) only gains the alias. What the bytes are and the
-metadata made for them is decided in nova_lxd.images (pure).
+(same fingerprint) only gains the alias. Unused imports are pruned by
+Nova's image cache manager. What the bytes are and the metadata made for
+them is decided in nova_lxd.image_format (pure); every LXD request goes
+through nova_lxd.lxd.client.
+
+A snapshot goes the other way: an LXD snapshot of the container,
+published as an LXD image (a unified tarball), streamed to Glance.
 """
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -17,13 +21,13 @@ from oslo_concurrency import lockutils
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import timeutils
-from pylxd import exceptions as pylxd_exc
-import requests
-from requests_toolbelt import multipart
 
+from nova.compute import task_states
+from nova import exception
 from nova.image import glance
 
-from nova_lxd import images
+from nova_lxd import constants
+from nova_lxd import image_format
 from nova_lxd.lxd import errors
 
 LOG = logging.getLogger(__name__)
@@ -32,14 +36,6 @@ LOG = logging.getLogger(__name__)
 # it to other members) grows with its size, not with [lxd] timeout.
 IMPORT_TIMEOUT = 1800
 CHUNK = 1024 * 1024
-FAILURES = (pylxd_exc.LXDAPIException, requests.RequestException)
-LXD_SUCCESS = 200
-
-
-def _error(exc):
-    if isinstance(exc, pylxd_exc.NotFound):
-        return errors.LXDNotFound(reason=errors.reason(exc))
-    return errors.LXDError(reason=errors.reason(exc))
 
 
 def _sha256(paths):
@@ -65,10 +61,6 @@ class ImageCache(object):
         self._glance = glance.API()
         self._ensured = {}      # fingerprint -> monotonic time of ensure
 
-    @property
-    def _api(self):
-        return self.lxd.pylxd.api
-
     # -- ensure ----------------------------------------------------------
 
     def ensure(self, context, image_meta, member_arch, trusted_certs=None):
@@ -80,8 +72,8 @@ class ImageCache(object):
         Raises ImageUnacceptable for what is no LXD image, LXDError when
         LXD fails; either way nothing of the attempt is left.
         """
-        meta = images.glance_fields(image_meta)
-        images.preflight(meta)
+        meta = image_format.glance_fields(image_meta)
+        image_format.preflight(meta)
         fingerprint = self._alias_target(meta['id'])
         if not fingerprint:
             # One import per image in this process; other processes are
@@ -102,7 +94,7 @@ class ImageCache(object):
             self._glance.download(context, meta['id'], dest_path=path,
                                   trusted_certs=trusted_certs)
             downloaded = time.monotonic()
-            kind = images.sniff(path, meta['id'])
+            kind = image_format.sniff(path, meta['id'])
             parts = self._parts(kind, path, meta, member_arch, workdir)
             fingerprint = _sha256(p for _, p in parts)
             created = self._upload(parts, fingerprint)
@@ -128,51 +120,31 @@ class ImageCache(object):
         rootfs part is named "rootfs" for squashfs too: "rootfs.img"
         would make LXD take it for a virtual-machine image.
         """
-        if kind == images.UNIFIED:
+        if kind == image_format.UNIFIED:
             return [(None, path)]
         metadata = os.path.join(workdir, 'metadata.tar')
         with open(metadata, 'wb') as f:
-            f.write(images.metadata_tarball(meta, member_arch))
+            f.write(image_format.metadata_tarball(meta, member_arch))
         return [('metadata', metadata), ('rootfs', path)]
 
     def _upload(self, parts, fingerprint):
         """Upload unless LXD has the fingerprint; True when we added it."""
-        if self._exists(fingerprint):
+        if self.lxd.image_exists(fingerprint):
             return False
         try:
-            uploaded = self._post_image(parts)
+            uploaded = self.lxd.upload_image(parts, IMPORT_TIMEOUT)
         except errors.LXDError:
             # "Image with same fingerprint already exists": another
             # process imported it meanwhile. Anything else is a failure.
-            if self._exists(fingerprint):
+            if self.lxd.image_exists(fingerprint):
                 return False
             raise
         if uploaded != fingerprint:
-            self._delete(uploaded)
+            self.lxd.delete_image(uploaded)
             raise errors.LXDError(
                 reason='image uploaded as %s, expected fingerprint %s' % (
                     uploaded, fingerprint))
         return True
-
-    def _post_image(self, parts):
-        """POST /1.0/images, streaming the files; LXD's fingerprint."""
-        with contextlib.ExitStack() as files:
-            if parts[0][0] is None:
-                body = files.enter_context(open(parts[0][1], 'rb'))
-                content_type = 'application/octet-stream'
-            else:
-                body = multipart.MultipartEncoder([
-                    (name, (name, files.enter_context(open(path, 'rb')),
-                            'application/octet-stream'))
-                    for name, path in parts])
-                content_type = body.content_type
-            try:
-                response = self._api.images.post(
-                    data=body, headers={'Content-Type': content_type})
-            except FAILURES as e:
-                raise _error(e)
-            return self._wait(response, IMPORT_TIMEOUT)['metadata'][
-                'fingerprint']
 
     def _add_alias(self, meta, fingerprint, created):
         """Alias the image; delete what this call uploaded and won't use."""
@@ -181,9 +153,9 @@ class ImageCache(object):
         except Exception:
             with excutils.save_and_reraise_exception():
                 if created:
-                    self._delete(fingerprint)
+                    self.lxd.delete_image(fingerprint)
         if created and found != fingerprint:
-            self._delete(fingerprint)
+            self.lxd.delete_image(fingerprint)
         return found
 
     def _alias(self, meta, fingerprint):
@@ -192,65 +164,18 @@ class ImageCache(object):
         Another process may have aliased its own import first (say, one
         made for another member's architecture): that one is used.
         """
-        name = images.alias(meta['id'])
-        try:
-            self._api.images.aliases.post(json={
-                'name': name, 'target': fingerprint,
-                'description': images.alias_description(meta)})
+        name = image_format.alias(meta['id'])
+        if self.lxd.add_image_alias(name, fingerprint,
+                                    image_format.alias_description(meta)):
             return fingerprint
-        except pylxd_exc.Conflict:
-            pass
-        except FAILURES as e:
-            raise _error(e)
         found = self._alias_target(meta['id'])
         if not found:
             raise errors.LXDError(
                 reason='alias %s was deleted while being made' % name)
         return found
 
-    # -- LXD requests ----------------------------------------------------
-
     def _alias_target(self, image_id):
-        try:
-            return self._api.images.aliases[images.alias(image_id)].get(
-            ).json()['metadata']['target']
-        except pylxd_exc.NotFound:
-            return None
-        except FAILURES as e:
-            raise _error(e)
-
-    def _exists(self, fingerprint):
-        try:
-            self._api.images[fingerprint].get()
-            return True
-        except pylxd_exc.NotFound:
-            return False
-        except FAILURES as e:
-            raise _error(e)
-
-    def _delete(self, fingerprint):
-        """Delete an image (and its aliases); gone already is fine."""
-        try:
-            response = self._api.images[fingerprint].delete()
-            self._wait(response, self.lxd.conf.timeout)
-        except pylxd_exc.NotFound:
-            pass
-        except FAILURES as e:
-            raise _error(e)
-
-    def _wait(self, response, timeout):
-        """The finished operation of an async answer; LXDError if failed."""
-        op_id = response.json()['operation'].rsplit('/', 1)[-1]
-        try:
-            op = self._api.operations[op_id].wait.get(
-                params={'timeout': timeout},
-                timeout=timeout + self.lxd.conf.timeout).json()['metadata']
-        except FAILURES as e:
-            raise _error(e)
-        if op['status_code'] != LXD_SUCCESS:
-            raise errors.LXDError(reason=op.get('err') or '%s after %ds' % (
-                op['status'], timeout))
-        return op
+        return self.lxd.image_alias_target(image_format.alias(image_id))
 
     # -- prune -----------------------------------------------------------
 
@@ -267,17 +192,17 @@ class ImageCache(object):
         in_use |= {fp for fp, when in self._ensured.items() if when > recent}
         now = timeutils.utcnow(with_timezone=True)
         removed = []
-        for image in self._images():
-            for alias in images.stale_aliases(image, in_use, now,
-                                              max_unused_age_seconds):
+        for image in self.lxd.images():
+            for alias in image_format.stale_aliases(
+                    image, in_use, now, max_unused_age_seconds):
                 self._delete_alias(alias)
-            if not images.prunable(image, in_use, now,
-                                   max_unused_age_seconds):
+            if not image_format.prunable(image, in_use, now,
+                                         max_unused_age_seconds):
                 continue
             fingerprint = image['fingerprint']
             names = ', '.join(a['name'] for a in image['aliases'])
             try:
-                self._delete(fingerprint)
+                self.lxd.delete_image(fingerprint)
             except errors.LXDError as e:
                 # Periodic: the next run tries again.
                 LOG.warning('Could not delete unused LXD image %s (%s): %s',
@@ -294,17 +219,39 @@ class ImageCache(object):
 
     def _delete_alias(self, name):
         try:
-            self._api.images.aliases[name].delete()
-            LOG.info('Removed alias %s from an unused LXD image', name)
-        except pylxd_exc.NotFound:
-            pass
-        except FAILURES as e:
+            if self.lxd.delete_image_alias(name):
+                LOG.info('Removed alias %s from an unused LXD image', name)
+        except errors.LXDError as e:
             # Periodic: the next run tries again.
             LOG.warning('Could not remove LXD image alias %s: %s', name, e)
 
-    def _images(self):
+    # -- snapshot --------------------------------------------------------
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        """Publish a point-in-time copy of the container to Glance.
+
+        An LXD snapshot first, so the server keeps running; then a private
+        LXD image of it (a unified tarball), streamed to Glance, removed
+        from LXD once uploaded.
+        """
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        snapshot = constants.SNAPSHOT_PREFIX + image_id
         try:
-            return self._api.images.get(params={'recursion': 1}).json()[
-                'metadata']
-        except FAILURES as e:
-            raise _error(e)
+            self.lxd.snapshot(instance.name, snapshot)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        try:
+            fingerprint = self.lxd.publish_snapshot(
+                instance.name, snapshot, {'description': instance.uuid})
+        finally:
+            self.lxd.delete_snapshot(instance.name, snapshot)
+        try:
+            update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            with self.lxd.export_image(fingerprint) as exported:
+                self._glance.update(context, image_id,
+                                    {'disk_format': 'raw',
+                                     'container_format': 'bare'},
+                                    data=exported.raw)
+        finally:
+            self.lxd.delete_image(fingerprint)

@@ -4,7 +4,8 @@ from nova import exception
 from nova import objects
 import testtools
 
-from nova_lxd import config
+from nova_lxd import constants
+from nova_lxd import container
 
 objects.register_all()
 Specs = collections.namedtuple('Specs', 'privileged nesting isolated_idmap')
@@ -27,8 +28,8 @@ class InstanceBodyTest(testtools.TestCase):
 
     def body(self, specs=PLAIN, **kwargs):
         fl = kwargs.pop('flavor', flavor())
-        return config.instance_body(instance(), fl, specs, 'f1ng', 'pool1',
-                                    **kwargs)
+        return container.instance_body(instance(), fl, specs, 'f1ng',
+                                       'pool1', **kwargs)
 
     def test_flavor_becomes_limits_and_root_disk(self):
         body = self.body()
@@ -44,8 +45,8 @@ class InstanceBodyTest(testtools.TestCase):
     def test_identity_keys(self):
         cfg = self.body()['config']
         self.assertEqual('c0ffee00-0000-4000-8000-000000000001',
-                         config.instance_uuid({'config': cfg}))
-        self.assertEqual('p1', cfg[config.PROJECT_KEY])
+                         container.instance_uuid({'config': cfg}))
+        self.assertEqual('p1', cfg[constants.PROJECT_KEY])
 
     def test_zero_root_gb_sets_no_size(self):
         body = self.body(flavor=flavor(root_gb=0))
@@ -82,31 +83,30 @@ class QuotaTest(testtools.TestCase):
     def test_disk_quotas(self):
         self.assertEqual(
             {'limits.read': '1048576B', 'limits.write': '200iops'},
-            config.disk_limits({'quota:disk_read_bytes_sec': '1048576',
-                                'quota:disk_write_iops_sec': '200',
-                                'quota:disk_total_iops_sec': '0'}))
+            container.disk_limits({'quota:disk_read_bytes_sec': '1048576',
+                                   'quota:disk_write_iops_sec': '200',
+                                   'quota:disk_total_iops_sec': '0'}))
 
     def test_bytes_and_iops_of_one_direction_refused(self):
-        e = self.assertRaises(exception.InvalidInput, config.disk_limits,
+        e = self.assertRaises(exception.InvalidInput, container.disk_limits,
                               {'quota:disk_read_bytes_sec': '10',
                                'quota:disk_read_iops_sec': '10'})
         self.assertIn('not both', str(e))
 
     def test_bad_quota_value(self):
-        e = self.assertRaises(exception.InvalidInput, config.disk_limits,
+        e = self.assertRaises(exception.InvalidInput, container.disk_limits,
                               {'quota:disk_read_bytes_sec': 'fast'})
         self.assertIn('quota:disk_read_bytes_sec=fast', str(e))
 
     def test_vif_quotas_are_kilobytes_per_second(self):
         self.assertEqual({'limits.ingress': '8000kbit',
                           'limits.egress': '800kbit'},
-                         config.nic_limits({'quota:vif_inbound_average':
-                                            '1000',
-                                            'quota:vif_outbound_average':
-                                            '100'}))
+                         container.nic_limits(
+                             {'quota:vif_inbound_average': '1000',
+                              'quota:vif_outbound_average': '100'}))
 
     def test_root_disk_carries_disk_quotas(self):
-        body = config.instance_body(
+        body = container.instance_body(
             instance(), flavor({'quota:disk_total_bytes_sec': '5000'}),
             PLAIN, 'f', 'p')
         self.assertEqual('5000B', body['devices']['root']['limits.max'])
@@ -115,7 +115,7 @@ class QuotaTest(testtools.TestCase):
 class RescueBodyTest(testtools.TestCase):
 
     def test_mounts_the_original_root_from_the_member(self):
-        body = config.rescue_body(
+        body = container.rescue_body(
             instance(), flavor(), 'f1ng', 'pool1',
             {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
         self.assertEqual('instance-0000002a-rescue', body['name'])
@@ -125,10 +125,10 @@ class RescueBodyTest(testtools.TestCase):
              'path': '/mnt/original-root'},
             body['devices']['original-root'])
         # Not listed as a Nova instance of its own.
-        self.assertIsNone(config.instance_uuid(body))
+        self.assertIsNone(container.instance_uuid(body))
 
     def test_pool_without_a_folder_per_instance_is_refused(self):
         e = self.assertRaises(
-            exception.InstanceNotRescuable, config.rescue_body, instance(),
+            exception.InstanceNotRescuable, container.rescue_body, instance(),
             flavor(), 'f', 'p', {'driver': 'zfs', 'config': {}})
         self.assertIn('dir or btrfs', str(e))

@@ -1,7 +1,7 @@
 """What a Glance image holds, and the LXD image metadata made from it.
 
 Pure: it reads local files only. The LXD side (import, alias, prune) is
-nova_lxd/lxd/images.py.
+nova_lxd/imagecache.py.
 
 Accepted: an LXD unified tarball (metadata.yaml + rootfs/ [+ templates/]),
 a tarball of a bare root filesystem, or a squashfs root filesystem; tars
@@ -18,12 +18,13 @@ import tarfile
 import time
 import zlib
 
+from oslo_utils.imageutils import format_inspector
 from oslo_utils import timeutils
 import yaml
 
 from nova import exception
 
-ALIAS_PREFIX = 'nova-glance-'
+from nova_lxd import constants
 
 UNIFIED = 'unified'
 ROOTFS_TARBALL = 'rootfs tarball'
@@ -52,22 +53,29 @@ REFUSED_CONTAINER_FORMATS = {
     'ami': 'an Amazon machine image (ami)',
 }
 
-# (offset, magic, what it is) of formats that are surely not LXD images,
-# looked for only in what is not a tar archive.
-FOREIGN_MAGICS = (
-    (0, b'QFI\xfb', 'a qcow2 disk image'),
-    (0, b'KDMV', 'a VMDK disk image'),
-    (0, b'# Disk DescriptorFile', 'a VMDK disk descriptor'),
-    (0x40, b'\x7f\x10\xda\xbe', 'a VirtualBox VDI disk image'),
-    (0, b'vhdxfile', 'a VHDX disk image'),
-    (0, b'conectix', 'a VHD disk image'),
-    (0x8001, b'CD001', 'an ISO 9660 (CD/DVD) image'),
-    (512, b'EFI PART', 'a disk image with a GPT partition table'),
-    (0x438, b'\x53\xef', 'an ext2/3/4 file system image'),
-    (510, b'\x55\xaa', 'a disk image with an MBR partition table'),
+# What oslo.utils' format inspector recognises, as a tenant reads it, in
+# the order a match is named (a hybrid ISO also has a partition table).
+# "gpt" is any MBR boot sector: told apart below.
+INSPECTED = (
+    ('qcow2', 'a qcow2 disk image'),
+    ('qed', 'a QED disk image'),
+    ('vmdk', 'a VMDK disk image'),
+    ('vdi', 'a VirtualBox VDI disk image'),
+    ('vhdx', 'a VHDX disk image'),
+    ('vhd', 'a VHD disk image'),
+    ('luks', 'a LUKS-encrypted disk image'),
+    ('iso', 'an ISO 9660 (CD/DVD) image'),
 )
+# (offset, magic, what it is) of what the inspector does not know.
+OTHER_MAGICS = (
+    (0, b'# Disk DescriptorFile', 'a VMDK disk descriptor'),
+    (0x438, b'\x53\xef', 'an ext2/3/4 file system image'),
+)
+GPT_MAGIC = (512, b'EFI PART')
 SQUASHFS_MAGIC = b'hsqs'
-HEAD_SIZE = 0x8001 + 5
+# Enough for every format above (an ISO's descriptor ends at 34 KiB); the
+# only bytes of a file that is no tar archive ever looked at.
+HEAD_SIZE = 64 * 1024
 
 # How to open each compression LXD also reads, by magic.
 COMPRESSIONS = (
@@ -112,7 +120,7 @@ GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format',
 
 def alias(image_id):
     """The LXD alias that names a Glance image's LXD image."""
-    return ALIAS_PREFIX + image_id
+    return constants.GLANCE_IMAGE_PREFIX + image_id
 
 
 def alias_description(meta):
@@ -197,10 +205,30 @@ def _compression(head, image_id):
     return None, None
 
 
+def _inspected(head):
+    """Names of the formats oslo.utils' inspector finds in ``head``."""
+    wrapper = format_inspector.InspectWrapper(io.BytesIO(head))
+    try:
+        wrapper.read(len(head))
+    finally:
+        wrapper.close()
+    return {i.NAME for i in wrapper.formats or ()}
+
+
 def _foreign(head):
-    for offset, magic, what in FOREIGN_MAGICS:
+    """What a file that is no tar archive surely is, or None."""
+    found = _inspected(head)
+    for name, what in INSPECTED:
+        if name in found:
+            return what
+    for offset, magic, what in OTHER_MAGICS:
         if head[offset:offset + len(magic)] == magic:
             return what
+    if 'gpt' in found:
+        offset, magic = GPT_MAGIC
+        if head[offset:offset + len(magic)] == magic:
+            return 'a disk image with a GPT partition table'
+        return 'a disk image with an MBR partition table'
     return None
 
 
@@ -367,7 +395,8 @@ def ours(image):
     bed's) is someone else's even when it gained ours by de-duplication.
     """
     names = [a['name'] for a in image.get('aliases') or ()]
-    return bool(names) and all(n.startswith(ALIAS_PREFIX) for n in names)
+    return bool(names) and all(
+        n.startswith(constants.GLANCE_IMAGE_PREFIX) for n in names)
 
 
 def _unused(image, in_use, now, max_unused_age_seconds):
@@ -392,4 +421,4 @@ def stale_aliases(image, in_use, now, max_unused_age_seconds):
                                   max_unused_age_seconds):
         return []
     return [a['name'] for a in image.get('aliases') or ()
-            if a['name'].startswith(ALIAS_PREFIX)]
+            if a['name'].startswith(constants.GLANCE_IMAGE_PREFIX)]

@@ -1,0 +1,212 @@
+"""The GPU room: providers of a member, cards picked under its lock."""
+
+import contextlib
+import threading
+import time
+from unittest import mock
+
+import fixtures
+from nova.compute import provider_tree
+from nova import test
+from nova.tests.unit import fake_instance
+from oslo_utils.fixture import uuidsentinel as uuids
+
+from nova_lxd.extra_specs import LXDSpecs
+from nova_lxd.gpu import assignment
+from nova_lxd.gpu import devices
+from nova_lxd.gpu import options
+from tests.unit import gpu as data
+
+LXD_5_0 = ('gpu_devices', 'gpu_mdev', 'gpu_sriov', 'gpu_mig',
+           'gpu_mig_uuid', 'nvidia_runtime', 'nvidia_runtime_config')
+H200 = '%s_gpu_10de_2335'
+
+
+class FakeLXD(object):
+    """The GPU room's LXD requests; containers made are kept here."""
+
+    api_extensions = LXD_5_0
+
+    def __init__(self):
+        self.containers = []
+        self.profiles = []
+        self.read_barrier = None
+        self.unused_deleted = []
+
+    def instances_of_all_projects(self):
+        found = list(self.containers)
+        if self.read_barrier:
+            self.read_barrier.wait(5)
+        return found
+
+    def ensure_profile(self, body):
+        self.profiles.append(body)
+
+    def delete_unused_profiles(self, is_ours):
+        self.unused_deleted.append(is_ours)
+
+
+class GPUsTestCase(test.NoDBTestCase):
+    """Members lxd1 (local: NVML facts) and lxd2, 2 H200s each."""
+
+    def setUp(self):
+        super().setUp()
+        host = data.nvidia_host(2)
+        facts = {data.pci_of(i): data.facts(data.pci_of(i))
+                 for i in range(2)}
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.nvml.collect', lambda: facts))
+        self.lxd = FakeLXD()
+        self.gpus = devices.GPUs(self.lxd, options.DEFAULT, 'lxd1')
+        self.tree = provider_tree.ProviderTree()
+        for member in ('lxd1', 'lxd2'):
+            self.tree.new_root(member, getattr(uuids, member))
+            self.gpus.update_providers(self.tree, member, host)
+
+    def instance(self, member='lxd1', uuid=None):
+        return fake_instance.fake_instance_obj(
+            None, uuid=uuid or uuids.instance, node=member)
+
+    def allocations(self, member='lxd1', amount=1):
+        gpu = self.tree.data(H200 % member).uuid
+        return {gpu: {'resources': {'PGPU': amount}},
+                getattr(uuids, member): {'resources': {'VCPU': 1}}}
+
+    def spawn(self, instance, results, started=None):
+        """Claim, then "create" the container with the devices."""
+        if started:
+            started.wait(5)
+        with self.gpus.claimed(instance, LXDSpecs(),
+                               self.allocations(instance.node)) as part:
+            time.sleep(0.02)        # LXD's create takes a while
+            self.lxd.containers.append({
+                'name': instance.name, 'location': instance.node,
+                'config': {'user.nova.instance_uuid': instance.uuid},
+                'devices': part.devices})
+        results[instance.uuid] = part
+
+    def spawn_two(self):
+        results, started = {}, threading.Barrier(2)
+        threads = [threading.Thread(target=self.spawn, args=(
+            self.instance(uuid=uuid), results, started))
+            for uuid in (uuids.one, uuids.two)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return [part.devices['nova-gpu-0']['pci']
+                for part in results.values()]
+
+
+class ClaimTest(GPUsTestCase):
+
+    def test_the_allocated_model_by_pci_address(self):
+        with self.gpus.claimed(self.instance(), LXDSpecs(),
+                               self.allocations()) as part:
+            self.assertEqual(
+                {'nova-gpu-0': {'type': 'gpu', 'gputype': 'physical',
+                                'pci': data.pci_of(0)}}, part.devices)
+            self.assertEqual((), part.profiles)
+
+    def test_two_spawns_on_one_member_pick_distinct_cards(self):
+        self.assertEqual({data.pci_of(0), data.pci_of(1)},
+                         set(self.spawn_two()))
+
+    def test_without_the_lock_they_collide(self):
+        # The race the lock prevents: both read the ledger before either
+        # creates its container.
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_concurrency.lockutils.lock',
+            lambda name: contextlib.nullcontext()))
+        self.lxd.read_barrier = threading.Barrier(2)
+        picked = self.spawn_two()
+        self.assertEqual(2, len(picked))
+        self.assertEqual(1, len(set(picked)))
+
+    def test_one_lock_per_member(self):
+        claim = self.gpus.claimed(self.instance('lxd1', uuids.one),
+                                  LXDSpecs(), self.allocations('lxd1'))
+        claim.__enter__()
+        results = {}
+        threads = [threading.Thread(target=self.spawn, args=(
+            self.instance(member, uuid), results))
+            for member, uuid in (('lxd2', uuids.two), ('lxd1', uuids.three))]
+        for thread in threads:
+            thread.start()
+        threads[0].join(5)
+        self.assertIn(uuids.two, results)          # another member's
+        time.sleep(0.1)
+        self.assertNotIn(uuids.three, results)     # waits for lxd1's lock
+        claim.__exit__(None, None, None)
+        threads[1].join(5)
+        self.assertIn(uuids.three, results)
+
+    def test_nothing_without_a_gpu_allocation(self):
+        self.lxd.instances_of_all_projects = mock.Mock()
+        with self.gpus.claimed(self.instance(), LXDSpecs(nvidia_runtime=True),
+                               {uuids.lxd1: {'resources': {'VCPU': 1}}}
+                               ) as part:
+            self.assertEqual(({}, ()), (part.devices, part.profiles))
+        self.lxd.instances_of_all_projects.assert_not_called()
+        self.assertEqual([], self.lxd.profiles)
+
+    def test_a_container_holding_gpus_gives_them_back(self):
+        # A resize to a flavor without GPUs picks again: none.
+        with self.gpus.claimed(self.instance(), LXDSpecs(), {},
+                               holding=True) as part:
+            self.assertEqual({}, part.devices)
+
+    def test_nvidia_libraries_come_from_a_shared_profile(self):
+        specs = LXDSpecs(nvidia_runtime=True)
+        with self.gpus.claimed(self.instance(), specs,
+                               self.allocations()) as part:
+            (profile,) = self.lxd.profiles
+            self.assertEqual((profile['name'],), part.profiles)
+            self.assertEqual({'nvidia.runtime': 'true'}, profile['config'])
+
+    def test_member_not_known_before_its_first_resource_update(self):
+        gpus = devices.GPUs(self.lxd, options.DEFAULT, 'lxd1')
+        claim = gpus.claimed(self.instance(), LXDSpecs(),
+                             self.allocations())
+        e = self.assertRaises(assignment.GPUAssignmentError,
+                              claim.__enter__)
+        self.assertIn('not known yet', str(e))
+
+    def test_unused_profiles_are_the_drivers_only(self):
+        self.gpus.remove_unused_profiles()
+        (is_ours,) = self.lxd.unused_deleted
+        self.assertTrue(is_ours('nova-gpu-0123456789ab'))
+        self.assertFalse(is_ours('default'))
+
+
+class ProvidersTest(GPUsTestCase):
+
+    def test_one_provider_per_model_per_member(self):
+        for member in ('lxd1', 'lxd2'):
+            self.assertEqual(
+                2, self.tree.data(H200 % member).inventory['PGPU']['total'])
+
+    def test_unreadable_gpu_data_keeps_the_providers(self):
+        before = self.tree.data(H200 % 'lxd1').inventory
+        self.gpus.update_providers(self.tree, 'lxd1',
+                                   {'gpu': {'cards': 'garbage'}})
+        self.assertEqual(before, self.tree.data(H200 % 'lxd1').inventory)
+
+    def test_placement_usage(self):
+        client = self.useFixture(fixtures.MockPatch(
+            'nova.scheduler.client.report.report_client_singleton')).mock
+        client.return_value.get_allocations_for_resource_provider \
+            .return_value.allocations = {
+                uuids.a: {'resources': {'PGPU': 1}},
+                uuids.b: {'resources': {'PGPU': 2, 'VCPU': 1}}}
+        self.assertEqual({'PGPU': 3, 'VCPU': 1},
+                         devices.placement_usage(uuids.rp))
+        client.side_effect = Exception('Placement is down')
+        self.assertIsNone(devices.placement_usage(uuids.rp))
+
+    def test_wanted(self):
+        self.assertTrue(devices.wanted(
+            {uuids.rp: {'resources': {'CUSTOM_MIG_1G_10GB': 1}}}))
+        self.assertFalse(devices.wanted(
+            {uuids.rp: {'resources': {'VCPU': 1}}}))
+        self.assertFalse(devices.wanted(None))
