@@ -207,9 +207,12 @@ class LXDDriver(driver.ComputeDriver):
             pool=CONF.lxd.storage_pool,
             allow_privileged=CONF.lxd.allow_privileged,
             allow_nesting=CONF.lxd.allow_nesting)
-        body['config'].update(cloud_init.cloud_init_keys(instance))
-        drive = cloud_init.config_drive_files(instance, injected_files,
-                                              admin_password, network_info)
+        inst_md = cloud_init.instance_metadata_of(
+            instance, injected_files, admin_password, network_info)
+        body['config'].update(cloud_init.cloud_init_keys(
+            inst_md, network.interface_names(network_info),
+            self.lxd.environment['server_version']))
+        drive = cloud_init.config_drive_files(instance, inst_md)
         try:
             body['devices'].update(self.vifs.devices(instance, network_info))
             with self.disks.prepared(instance, block_device_info,

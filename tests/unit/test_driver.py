@@ -92,6 +92,14 @@ class DriverTestCase(test.NoDBTestCase):
         self.driver.init_host('compute1')
         self.lxd = self.driver.lxd
 
+    def no_cloud_init(self):
+        """Spawn without Nova's metadata (it needs Nova's database)."""
+        for name, fake in (('instance_metadata_of', lambda *a: None),
+                           ('cloud_init_keys', lambda *a: {}),
+                           ('config_drive_files', lambda *a: {})):
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova_lxd.cloud_init.' + name, fake))
+
 
 class DriverTest(DriverTestCase):
 
@@ -218,8 +226,7 @@ class DriverTest(DriverTestCase):
             (body, member))
         self.lxd.change_state = lambda name, action, **kw: None
         self.driver.images = FakeImages()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
+        self.no_cloud_init()
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1',
                                                image_ref=uuids.image)
@@ -262,8 +269,7 @@ class NetworkHooksTest(DriverTestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
+        self.no_cloud_init()
         self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock
