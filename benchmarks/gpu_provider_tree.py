@@ -76,7 +76,7 @@ def nvml_facts(res):
 class CountingLXD:
     """The LXD calls a resource update makes, counted."""
 
-    environment = {'server_version': '5.0.2'}
+    server_version = '5.0.2'
 
     def __init__(self, res):
         self.res, self.requests = res, []

@@ -88,10 +88,13 @@ def main():
             root_gb=1, ephemeral_gb=0, swap=0, extra_specs={})
 
         def spawn(i):
+            # Booted from the Glance image (image_ref): the driver refuses
+            # boot from volume.
             instance = fake_instance.fake_instance_obj(
                 ctx, id=i, uuid=uuidutils.generate_uuid(), node=member,
-                flavor=flavor, config_drive='', launched_at=None,
-                system_metadata={}, expected_attrs=['system_metadata'])
+                flavor=flavor, image_ref=image_id, config_drive='',
+                launched_at=None, system_metadata={},
+                expected_attrs=['system_metadata'])
             start = time.monotonic()
             driver.spawn(ctx, instance, image_meta, [], None, {}, [])
             took = time.monotonic() - start

@@ -1,6 +1,9 @@
-"""Nova instance -> LXD instance config (pure).
+"""Nova instance -> its LXD container: create, resize and rescue bodies (pure).
 
-Only what Nova and the operator decide reaches the container's config:
+One call builds the body a spawn creates (``instance_body``), from the
+flavor and what each room adds (a ``Part``: disks, ports, GPUs, cloud-init
+keys); nothing else writes into it. Only what Nova and the operator
+decide reaches the container's config:
 the flavor, its ``quota:`` and ``lxd:`` extra specs (within what ``[lxd]``
 allows), and Nova's identity keys. Nothing a tenant controls (image
 properties, metadata, user data) becomes raw or security configuration.
@@ -133,12 +136,36 @@ def limits(flavor):
             'limits.memory': '%dMiB' % flavor.memory_mb}
 
 
-def instance_body(instance, flavor, specs, fingerprint, pool,
+def check(flavor, specs, allow_privileged, allow_nesting):
+    """Refuse what ``instance_body`` would refuse, before anything is made.
+
+    InvalidInput naming the extra spec or the ``[lxd]`` option.
+    """
+    security_config(specs, allow_privileged, allow_nesting)
+    disk_limits(flavor.extra_specs)
+
+
+def _merged(name, pieces):
+    """One dict of several; a key given twice is a bug, not a choice."""
+    merged = {}
+    for piece in pieces:
+        twice = set(merged) & set(piece)
+        if twice:
+            raise ValueError('%s %s given twice' % (name, ', '.join(
+                sorted(twice))))
+        merged.update(piece)
+    return merged
+
+
+def instance_body(instance, flavor, specs, fingerprint, pool, parts=(),
                   allow_privileged=False, allow_nesting=False):
     """The POST /1.0/instances body for a Nova instance.
 
-    GPU devices and the driver's GPU profile are added at spawn, once the
-    cards are chosen.
+    Nova's identity keys, the flavor's limits, root disk and the security
+    keys its ``lxd:`` specs may have (``specs``: LXDSpecs; within what
+    ``allow_privileged`` and ``allow_nesting`` allow), and what the rooms
+    add: ``parts``, container.Parts of the ephemeral disk and volumes, the
+    ports, the GPUs, the cloud-init keys.
     """
     config = {
         constants.INSTANCE_UUID_KEY: instance.uuid,
@@ -147,23 +174,26 @@ def instance_body(instance, flavor, specs, fingerprint, pool,
     }
     config.update(limits(flavor))
     config.update(security_config(specs, allow_privileged, allow_nesting))
+    devices = {'root': root_disk(flavor, pool, flavor.extra_specs)}
     return {
         'name': instance.name,
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         # No operator profile: the container is exactly what the driver
         # writes, whatever the LXD default profile holds.
-        'profiles': [],
-        'config': config,
-        'devices': {'root': root_disk(flavor, pool, flavor.extra_specs)},
+        'profiles': [p for part in parts for p in part.profiles],
+        'config': _merged('config key', [config] +
+                          [part.config for part in parts]),
+        'devices': _merged('device', [devices] +
+                           [part.devices for part in parts]),
     }
 
 
-def rescue_body(instance, flavor, fingerprint, pool, pool_info):
-    """A container from the rescue image with the original root mounted.
+def rescue_root(instance, pool_info):
+    """The member's path to an instance's root, for its rescue container.
 
-    ``pool_info`` is the pool as seen on the instance's member. The
-    original root is reached through the member's own path to it.
+    ``pool_info`` is ``[lxd] storage_pool`` as seen on the instance's
+    member; InstanceNotRescuable where its driver keeps no plain folder.
     """
     if pool_info['driver'] not in RESCUE_POOL_DRIVERS:
         raise exception.InstanceNotRescuable(
@@ -171,8 +201,16 @@ def rescue_body(instance, flavor, fingerprint, pool, pool_info):
             reason='rescue needs an LXD storage pool of driver %s; [lxd] '
                    'storage_pool is %s' % (
                        ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
-    root = '%s/containers/%s/rootfs' % (pool_info['config']['source'],
+    return '%s/containers/%s/rootfs' % (pool_info['config']['source'],
                                         instance.name)
+
+
+def rescue_body(instance, flavor, fingerprint, pool, root):
+    """A container from the rescue image with the original root mounted.
+
+    ``root``: ``rescue_root``, the original root through the member's own
+    path to it.
+    """
     config = {constants.RESCUE_OF_KEY: instance.uuid}
     config.update(limits(flavor))
     return {
@@ -187,3 +225,40 @@ def rescue_body(instance, flavor, fingerprint, pool, pool_info):
                 'type': 'disk', 'source': root, 'path': RESCUE_MOUNT},
         },
     }
+
+
+# -- resize: the container as LXD has it, changed ----------------------
+
+
+def holds_gpus(found):
+    """Whether an instance (``GET /1.0/instances/<name>``) has our GPUs."""
+    return any(map(constants.is_gpu_device, found['devices']))
+
+
+def _resized_root(found, flavor):
+    root = dict(found['devices']['root'])
+    root.update(root_disk(flavor, root['pool'], flavor.extra_specs))
+    return root
+
+
+def resize_patch(found, flavor):
+    """The PATCH of ``found`` to ``flavor``: limits, root size, disk I/O."""
+    return {'config': limits(flavor),
+            'devices': {'root': _resized_root(found, flavor)}}
+
+
+def resized(found, flavor, gpus):
+    """``found`` with ``flavor``'s limits and root disk, and ``gpus``.
+
+    ``gpus`` (a Part) replaces the driver's gpu devices and GPU profiles.
+    For LXD's PUT (client.replace_instance), which removes what it lacks.
+    """
+    config = dict(found['config'])
+    config.update(limits(flavor))
+    devices = {n: d for n, d in found['devices'].items()
+               if not constants.is_gpu_device(n)}
+    devices['root'] = _resized_root(found, flavor)
+    devices.update(gpus.devices)
+    profiles = [p for p in found['profiles']
+                if not constants.is_gpu_profile(p)] + list(gpus.profiles)
+    return dict(found, config=config, devices=devices, profiles=profiles)

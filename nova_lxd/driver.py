@@ -15,14 +15,13 @@ from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
 from nova import exception
-from nova import objects
-from nova.scheduler.client import report
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
 
 from nova_lxd import cloud_init
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
+from nova_lxd import console
 from nova_lxd import constants
 from nova_lxd import container
 from nova_lxd import extra_specs
@@ -33,6 +32,7 @@ from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
 from nova_lxd.lxd import members
+from nova_lxd import migration
 from nova_lxd import network
 from nova_lxd import node
 from nova_lxd import state
@@ -43,8 +43,6 @@ LOG = logging.getLogger(__name__)
 
 # How long a bulk listing answers get_info(use_cache=True).
 STATUS_CACHE_SECONDS = 10
-# Console output kept per container (Nova's libvirt driver keeps 100 KiB).
-MAX_CONSOLE_BYTES = 100 * 1024
 
 
 class LXDDriver(driver.ComputeDriver):
@@ -68,19 +66,18 @@ class LXDDriver(driver.ComputeDriver):
         self.images = None
         self._nodes = {}        # member name -> node UUID
         self._reads = {}        # member name -> (resources, capacity)
-        self._statuses = (0, {})   # (when, {container: LXD status code})
-        self._console = {}      # container -> console output read so far
-        self._local_member = None   # the member NVML can see, if any
+        self._statuses = (0, {})   # (when, {container: power state})
+        self._local_member = None   # the member of this host, if any
         self.disks = None
         self.vifs = None
         self.gpus = None
+        self.migrations = None
+        self.console = None
 
     # -- service and nodes ---------------------------------------------
 
     def init_host(self, host):
         self.lxd = client.LXD(CONF.lxd)
-        self.images = imagecache.ImageCache(self.lxd)
-        self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         managed = members.managed_members(
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
@@ -92,18 +89,21 @@ class LXDDriver(driver.ComputeDriver):
             gpu_config = gpu_options.from_conf(CONF)
         except gpu_options.GpuConfigError as e:
             raise errors.bad_config(str(e))
-        # NVML sees only this host's GPUs: those of the member behind the
-        # local socket. Members reached over HTTPS get no NVML facts.
-        if not self.lxd.endpoint.startswith('https://'):
-            self._local_member = self.lxd.environment.get('server_name')
+        # NVML and os-brick see this host: the member behind the socket.
+        self._local_member = self.lxd.local_member
+        self.images = imagecache.ImageCache(self.lxd)
+        self.console = console.ConsoleLogs(self.lxd)
+        self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
                                      self._local_member)
         self.vifs = network.VIFs(self.virtapi, self.lxd,
                                  self._local_member or host)
+        self.migrations = migration.Migrations(self.lxd, self.disks,
+                                               self.gpus)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
-                 self.lxd.environment['server_version'], ', '.join(managed))
+                 self.lxd.server_version, ', '.join(managed))
 
     def get_available_nodes(self, refresh=False):
         return list(self._nodes)
@@ -128,8 +128,7 @@ class LXDDriver(driver.ComputeDriver):
         resources, capacity = self._read(nodename)
         return node.available_resource(
             nodename, self._nodes[nodename], resources, capacity,
-            node.hypervisor_version(
-                self.lxd.environment['server_version']))
+            node.hypervisor_version(self.lxd.server_version))
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
         # The resource tracker reads get_available_resource just before;
@@ -150,29 +149,22 @@ class LXDDriver(driver.ComputeDriver):
     # -- instances -----------------------------------------------------
 
     def _our_instances(self):
-        """Containers of this driver on the managed members: one request.
+        """{container: (instance UUID, power state)} of ours: one request.
 
-        The statuses are kept briefly, so that Nova's power-state sync
-        (one list, then get_info per instance) costs one LXD request.
+        The states are kept briefly, so that Nova's power-state sync (one
+        list, then get_info per instance) costs one LXD request.
         """
-        ours = [i for i in self.lxd.instances()
-                if container.instance_uuid(i) and
-                i.get('location', '') in self._nodes_or_standalone()]
+        ours = state.nova_containers(self.lxd.instances(), self._nodes,
+                                     self.lxd.clustered)
         self._statuses = (time.monotonic(),
-                          {i['name']: i['status_code'] for i in ours})
+                          {name: power for name, (_, power) in ours.items()})
         return ours
 
-    def _nodes_or_standalone(self):
-        # A standalone LXD reports location "none" or "".
-        if self.lxd.clustered:
-            return self._nodes
-        return set(self._nodes) | {'', 'none'}
-
     def list_instances(self):
-        return [i['name'] for i in self._our_instances()]
+        return list(self._our_instances())
 
     def list_instance_uuids(self):
-        return [container.instance_uuid(i) for i in self._our_instances()]
+        return [uuid for uuid, _ in self._our_instances().values()]
 
     def get_info(self, instance, use_cache=True):
         # A rescued server is its rescue container.
@@ -181,13 +173,11 @@ class LXDDriver(driver.ComputeDriver):
         taken, statuses = self._statuses
         if (use_cache and name in statuses and
                 time.monotonic() - taken < STATUS_CACHE_SECONDS):
-            status_code = statuses[name]
-        else:
-            found = self.lxd.instance_state(name)
-            if found is None:
-                raise exception.InstanceNotFound(instance_id=instance.uuid)
-            status_code = found['status_code']
-        return hardware.InstanceInfo(state=state.power_state_of(status_code))
+            return hardware.InstanceInfo(state=statuses[name])
+        found = self.lxd.instance_state(name)
+        if found is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return hardware.InstanceInfo(state=state.power_state_from(found))
 
     # -- lifecycle -----------------------------------------------------
 
@@ -197,31 +187,37 @@ class LXDDriver(driver.ComputeDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
+        """Refuse what cannot be, make the disks, plug the ports, create.
+
+        Each room (storage.Disks, network.VIFs, gpu.devices.GPUs,
+        cloud_init) gives what it adds to the container; one pure call
+        (container.instance_body) makes the body LXD creates.
+        """
         try:
             specs = extra_specs.lxd_specs(instance.flavor.extra_specs)
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
         ephemeral_gb = storage.check_disks(instance, block_device_info)
-        body = container.instance_body(
-            instance, instance.flavor, specs, fingerprint=None,
-            pool=CONF.lxd.storage_pool,
-            allow_privileged=CONF.lxd.allow_privileged,
-            allow_nesting=CONF.lxd.allow_nesting)
+        container.check(instance.flavor, specs, CONF.lxd.allow_privileged,
+                        CONF.lxd.allow_nesting)
         inst_md = cloud_init.instance_metadata_of(
             instance, injected_files, admin_password, network_info)
-        body['config'].update(cloud_init.cloud_init_keys(
+        keys = container.Part(config=cloud_init.cloud_init_keys(
             inst_md, network.interface_names(network_info),
-            self.lxd.environment['server_version']))
-        drive = cloud_init.config_drive_files(instance, inst_md)
+            self.lxd.server_version))
+        # (files, mode): the config drive (root only), Nova's injected files.
+        files = [(cloud_init.config_drive_files(instance, inst_md), '0400'),
+                 (dict(injected_files or ()), '0644')]
         try:
-            body['devices'].update(self.vifs.devices(instance, network_info))
+            ports = container.Part(
+                devices=self.vifs.devices(instance, network_info))
             with self.disks.prepared(instance, block_device_info,
-                                     ephemeral_gb, body):
+                                     ephemeral_gb) as disks:
                 with self.vifs.plugged(instance, network_info, power_on,
                                        lambda: self._delete(instance)):
-                    self._spawn(context, instance, image_meta,
-                                injected_files, body, drive, power_on, specs,
-                                allocations)
+                    self._create(context, instance, image_meta, specs,
+                                 allocations, [keys, ports, disks], files,
+                                 power_on)
         except (errors.LXDError, gpu_assignment.GPUAssignmentError,
                 network.VIFError) as e:
             # LXD's own words reach the user's fault; no reschedule, which
@@ -229,24 +225,21 @@ class LXDDriver(driver.ComputeDriver):
             raise exception.BuildAbortException(
                 instance_uuid=instance.uuid, reason=str(e))
 
-    def _spawn(self, context, instance, image_meta, injected_files, body,
-               drive, power_on, specs, allocations):
-        body['source']['fingerprint'] = self.images.ensure(
+    def _create(self, context, instance, image_meta, specs, allocations,
+                parts, files, power_on):
+        fingerprint = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            # The cards are picked and taken (created) under the member's
-            # lock, so two spawns never pick one card.
+            # Cards are picked and taken (created) under the member's lock.
             with self.gpus.claimed(instance, specs, allocations) as gpus:
-                body['devices'].update(gpus.devices)
-                if gpus.profiles:
-                    body['profiles'] = list(gpus.profiles)
-                self.lxd.create_instance(body, instance.node)
-            if drive:
-                self.lxd.push_files(instance.name, drive)
-            if injected_files:
-                # Nova's file injection: the files at their paths.
-                self.lxd.push_files(instance.name, dict(injected_files),
-                                    mode='0644')
+                self.lxd.create_instance(container.instance_body(
+                    instance, instance.flavor, specs, fingerprint,
+                    CONF.lxd.storage_pool, parts + [gpus],
+                    allow_privileged=CONF.lxd.allow_privileged,
+                    allow_nesting=CONF.lxd.allow_nesting), instance.node)
+            for found, mode in files:
+                if found:
+                    self.lxd.push_files(instance.name, found, mode=mode)
             if power_on:
                 self.lxd.change_state(instance.name, 'start')
         except Exception:
@@ -347,15 +340,16 @@ class LXDDriver(driver.ComputeDriver):
         The original root is at /mnt/original-root in the rescue
         container; the original container is left as it was.
         """
-        body = container.rescue_body(
-            instance, instance.flavor, None, CONF.lxd.storage_pool,
-            self.lxd.pool(instance.node))
+        root = container.rescue_root(instance, self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
-        body['source']['fingerprint'] = self.images.ensure(
+        fingerprint = self.images.ensure(
             context, image_meta, self._member_arch(instance.node))
         try:
-            self.lxd.create_instance(body, instance.node)
-            self.lxd.change_state(body['name'], 'start')
+            self.lxd.create_instance(container.rescue_body(
+                instance, instance.flavor, fingerprint,
+                CONF.lxd.storage_pool, root), instance.node)
+            self.lxd.change_state(constants.rescue_name(instance.name),
+                                  'start')
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
@@ -415,16 +409,7 @@ class LXDDriver(driver.ComputeDriver):
     # -- console and diagnostics ---------------------------------------
 
     def get_console_output(self, context, instance):
-        try:
-            new = self.lxd.console_log(instance.name)
-        except errors.LXDNotFound:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        # LXD hands each line out once: keep what was read, like a
-        # hypervisor's console log file.
-        log = (self._console.get(instance.name, '') + new)[
-            -MAX_CONSOLE_BYTES:]
-        self._console[instance.name] = log
-        return log
+        return self.console.output(instance)
 
     def get_diagnostics(self, instance):
         found = self.lxd.instance_state(instance.name)
@@ -443,63 +428,16 @@ class LXDDriver(driver.ComputeDriver):
                                    flavor, network_info,
                                    block_device_info=None,
                                    timeout=0, retry_interval=0):
-        migration = objects.Migration.get_by_id_and_instance(
-            context, instance.migration_context.migration_id, instance.uuid)
-        try:
-            storage.check_resize(instance.flavor, flavor)
-        except exception.InvalidInput as e:
-            raise exception.InstanceFaultRollback(
-                inner_exception=exception.ResizeError(reason=str(e)))
-        if migration.dest_node != migration.source_node:
-            raise exception.InstanceFaultRollback(
-                inner_exception=exception.MigrationPreCheckError(
-                    reason='moving a container to another LXD member is '
-                           'not supported yet; resize keeps it on %s'
-                           % migration.source_node))
+        self.migrations.check(context, instance, flavor)
         # Same member: the container keeps running; finish_migration
         # changes its limits live.
         return ''
-
-    def _apply_flavor(self, instance, flavor, allocations):
-        """Limits, root size, ephemeral disk and GPUs of ``flavor``."""
-        found = self.lxd.instance(instance.name)
-        root = dict(found['devices']['root'])
-        root.update(container.root_disk(flavor, root['pool'],
-                                        flavor.extra_specs))
-        holding = any(map(constants.is_gpu_device, found['devices']))
-        if holding or gpu_devices.wanted(allocations):
-            found['config'].update(container.limits(flavor))
-            found['devices']['root'] = root
-            self._replace_gpus(found, instance, flavor, allocations, holding)
-        else:
-            self.lxd.update_instance(instance.name, {
-                'config': container.limits(flavor), 'devices': {'root': root}})
-        self.disks.apply_flavor(instance, flavor)
-
-    def _replace_gpus(self, found, instance, flavor, allocations, holding):
-        """Write ``found`` back with the GPUs of ``allocations``.
-
-        The cards the container holds of the allocated models stay, more
-        are picked, the rest are taken away.
-        """
-        with self.gpus.claimed(instance,
-                               extra_specs.lxd_specs(flavor.extra_specs),
-                               allocations, holding) as gpus:
-            found['devices'] = {
-                n: d for n, d in found['devices'].items()
-                if not constants.is_gpu_device(n)}
-            found['devices'].update(gpus.devices)
-            found['profiles'] = [
-                p for p in found['profiles']
-                if not constants.is_gpu_profile(p)] + list(gpus.profiles)
-            self.lxd.replace_instance(instance.name, found)
-        self.gpus.remove_unused_profiles()
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None, power_on=True,
                          share_info=None):
-        self._apply_flavor(instance, instance.flavor, allocations)
+        self.migrations.apply_flavor(instance, instance.flavor, allocations)
         if power_on:
             self.power_on(context, instance, network_info)
 
@@ -509,10 +447,6 @@ class LXDDriver(driver.ComputeDriver):
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
-        # Nova gave the old flavor's allocations back to the instance.
-        placement = report.report_client_singleton()
-        allocations = placement.get_allocs_for_consumer(
-            context, instance.uuid)['allocations']
-        self._apply_flavor(instance, instance.flavor, allocations)
+        self.migrations.revert(context, instance)
         if power_on:
             self.power_on(context, instance, network_info)

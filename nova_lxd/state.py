@@ -2,6 +2,8 @@
 
 from nova.compute import power_state
 
+from nova_lxd import container
+
 # LXD's status codes (shared/api/status_code.go).
 _POWER_STATES = {
     103: power_state.RUNNING,    # Running
@@ -14,8 +16,32 @@ _POWER_STATES = {
 }
 
 
+# Where a standalone LXD says its instances are.
+STANDALONE_LOCATIONS = ('', 'none')
+
+
 def power_state_of(status_code):
     return _POWER_STATES.get(status_code, power_state.NOSTATE)
+
+
+def power_state_from(lxd_state):
+    """The Nova power state of an instance or its state (LXD's dicts)."""
+    return power_state_of(lxd_state['status_code'])
+
+
+def nova_containers(lxd_instances, members, clustered):
+    """{container name: (Nova instance UUID, power state)}.
+
+    Of the driver's containers in an instance listing (``GET
+    /1.0/instances?recursion=1``) that are on ``members``.
+    """
+    here = set(members)
+    if not clustered:
+        here |= set(STANDALONE_LOCATIONS)
+    return {i['name']: (container.instance_uuid(i), power_state_from(i))
+            for i in lxd_instances
+            if container.instance_uuid(i) and
+            i.get('location', '') in here}
 
 
 def diagnostics(lxd_state):

@@ -32,6 +32,7 @@ from oslo_utils import excutils
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 CONF = nova.conf.CONF
@@ -207,8 +208,8 @@ class Disks(object):
         self.local_member = local_member
 
     @contextlib.contextmanager
-    def prepared(self, instance, block_device_info, ephemeral_gb, body):
-        """Make the disks of a spawn and name them in ``body``'s devices.
+    def prepared(self, instance, block_device_info, ephemeral_gb):
+        """Make the disks of a spawn; their devices, as a container.Part.
 
         If the spawn in the ``with`` block fails (it deletes its
         container), the disks made here go too: a failed spawn leaves
@@ -217,22 +218,22 @@ class Disks(object):
         volumes = driver.block_device_info_get_mapping(block_device_info)
         if volumes:
             check_local(instance, self.local_member())
-        made = []
+        made, devices = [], {}
         try:
             if ephemeral_gb:
                 self.lxd.create_volume(
                     CONF.lxd.storage_pool,
                     ephemeral_volume(instance, ephemeral_gb), instance.node)
                 made.append(None)
-                body['devices'][constants.EPHEMERAL_DEVICE] = ephemeral_device(
+                devices[constants.EPHEMERAL_DEVICE] = ephemeral_device(
                     instance, CONF.lxd.storage_pool)
             for bdm in volumes:
                 info = bdm['connection_info']
                 path = connect(info)
                 made.append(info)
-                body['devices'][volume_device_name(info)] = volume_device(
+                devices[volume_device_name(info)] = volume_device(
                     path, bdm['mount_device'])
-            yield
+            yield container.Part(devices=devices)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._remove(instance, made)

@@ -14,18 +14,19 @@ import time
 from unittest import mock
 import warnings
 
-# Nova's eventlet patching (tests/__init__.py) must precede requests; its
-# deprecation notices are not for a newcomer's eyes.
+# Nova's eventlet patching must precede requests (as in tests/__init__.py);
+# its deprecation notices are not for a newcomer's eyes.
 warnings.filterwarnings('ignore', module='nova.monkey_patch')
 logging.getLogger('nova.monkey_patch').setLevel(logging.ERROR)
-import tests  # noqa: E402,F401
+from nova import monkey_patch  # noqa: E402
+monkey_patch.patch()
 
 from pylxd import client as pylxd_client  # noqa: E402
 import testtools  # noqa: E402
 
 from nova_lxd import conf  # noqa: E402,F401 (registers [lxd])
-from tests.functional import base  # noqa: E402
-from tests.functional import testbed  # noqa: E402
+from tools import services  # noqa: E402
+from tools import testbed  # noqa: E402
 
 PROJECT = 'nova-lxd-demo'
 PROJECT_CONFIG = {'features.images': 'true', 'features.profiles': 'false',
@@ -78,7 +79,7 @@ class ProjectBed(testbed.Testbed):
         pass
 
 
-class NovaLXD(base.LXDServicesTestCase):
+class NovaLXD(services.LXDServicesTestCase):
     """Nova's in-process services with one compute for every member.
 
     Also three flavors and the busybox image in Glance.
@@ -87,7 +88,7 @@ class NovaLXD(base.LXDServicesTestCase):
     project_bed = ProjectBed
 
     def setUp(self):
-        # base.setUp builds the test bed and its clean-ups: ours.
+        # services.setUp builds the test bed and its clean-ups: ours.
         with mock.patch.object(testbed, 'Testbed', self.project_bed):
             super().setUp()
         self.use_https()

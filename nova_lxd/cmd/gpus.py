@@ -86,8 +86,7 @@ class LXDSource(Source):
         return self.lxd.resources(member)
 
     def nvml_facts(self, member):
-        local = (not self.lxd.endpoint.startswith('https://') and
-                 member == self.lxd.environment.get('server_name'))
+        local = member == self.lxd.local_member
         return nvml.collect() if self.local_nvml and local else None
 
     def instances(self):

@@ -161,6 +161,21 @@ class LXD(object):
         return bool(self.environment.get('server_clustered'))
 
     @property
+    def server_version(self):
+        return self.environment['server_version']
+
+    @property
+    def local_member(self):
+        """The member behind a local socket: this host; None over HTTPS.
+
+        What runs on this host (NVML, os-brick, os-vif) sees only its GPUs,
+        volumes and ports.
+        """
+        if self.endpoint.startswith('https://'):
+            return None
+        return self.environment.get('server_name')
+
+    @property
     def certificate_fingerprint(self):
         """The server's (a cluster's shared) certificate fingerprint."""
         return self.environment['certificate_fingerprint']

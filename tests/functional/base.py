@@ -1,59 +1,60 @@
-"""Nova's in-process services (API, conductor, scheduler, compute manager,
-real Placement) with this driver over the LXD test bed."""
+"""What the functional tests share: Nova's services over the test bed.
 
-import os
-import sys
+LXDServicesTestCase (tools/services.py) runs Nova's API, conductor,
+scheduler and a real Placement in the test process, with this driver over
+the LXD test bed; ServersTestCase adds a compute service per member, a
+flavor and a Glance image, and reads LXD's own state of a server.
+"""
 
-import fixtures
+import uuid
 
-from nova.tests.functional import integrated_helpers
+from tools import services
 
-from nova_lxd import conf  # noqa: F401 (registers [lxd])
-from tests.functional import testbed
+LXDServicesTestCase = services.LXDServicesTestCase
 
 
-class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
-
-    compute_driver = 'lxd.LXDDriver'
-    # Exercise Nova's real local node identity file (compute_id).
-    STUB_COMPUTE_ID = False
-    # True: [lxd] storage_pool is the test bed's pool that enforces sizes.
-    quota_pool = False
+class ServersTestCase(LXDServicesTestCase):
+    """Two compute services (one per member), a flavor and a Glance image."""
 
     def setUp(self):
-        self.bed = testbed.Testbed()
-        # Nova's wheel installs api-paste.ini under sys.prefix; the API
-        # fixture is built in super().setUp().
-        self.flags(api_paste_config=os.path.join(
-            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
         super().setUp()
-        # Each test is a fresh host: empty state_path, nothing cached.
-        self.flags(state_path=self.useFixture(fixtures.TempDir()).path)
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.virt.node.LOCAL_NODE_UUID', None))
-        self.flags(storage_pool=self.bed.quota_pool if self.quota_pool
-                   else self.bed.pool, group='lxd')
-        # Whatever a test leaves (a failed assertion skips its deletes),
-        # Nova's containers, their volumes and imported images go with it.
-        self.addCleanup(self.bed.remove_nova_volumes)
-        self.addCleanup(self.bed.remove_imported_images)
-        self.addCleanup(self.bed.remove_nova_containers)
+        # One compute service per member, as most operators deploy.
+        self.computes = {}
+        for member in self.bed.members:
+            self.use_socket(member)
+            self.computes[member] = self.start_service('compute',
+                                                       host=member)
+        self.lxd = self.bed.client()
+        self.image_id = str(uuid.uuid4())
+        self.glance.create(None, {
+            'id': self.image_id, 'name': 'busybox', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare',
+            'properties': {'os_distro': 'busybox'}},
+            data=self.bed.marked_image(self.image_id))
+        self.flavor_id = self._create_flavor(
+            name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
 
-    def _wait_for_server_parameter(self, server, expected_params,
-                                   max_retries=60, **kwargs):
-        # Nova's default (5 s) is short for a first boot on a loaded
-        # 2-core machine: image copy to the member, id shifting of the
-        # unprivileged root. Give real LXD 30 s.
-        return super()._wait_for_server_parameter(
-            server, expected_params, max(max_retries, 60), **kwargs)
+    def boot(self, flavor_id=None, expected_state='ACTIVE'):
+        return self._create_server(
+            image_uuid=self.image_id, flavor_id=flavor_id or self.flavor_id,
+            networks='none', expected_state=expected_state)
 
-    def use_https(self, members=('*',)):
-        self.flags(endpoint=self.bed.endpoint,
-                   client_cert=self.bed.client_cert,
-                   client_key=self.bed.client_key,
-                   server_cert=self.bed.server_cert,
-                   members=list(members), group='lxd')
+    def only_member(self, member):
+        """Disable the other members' compute services."""
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            if service['host'] != member:
+                self.admin_api.put_service(service['id'],
+                                           {'status': 'disabled'})
 
-    def use_socket(self, member, members=()):
-        self.flags(endpoint=self.bed.socket(member), members=list(members),
-                   group='lxd')
+    def container(self, server):
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        return self.lxd.api.instances[name].get().json()['metadata']
+
+    def container_names(self):
+        return {i['name'] for i in self.lxd.api.instances.get(
+            params={'recursion': 1}).json()['metadata']}
+
+    def state(self, server):
+        return self.lxd.api.instances[
+            server['OS-EXT-SRV-ATTR:instance_name']].state.get().json()[
+                'metadata']

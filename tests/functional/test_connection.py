@@ -11,7 +11,7 @@ from nova import test
 
 from nova_lxd import driver
 from tests.certs import write_self_signed
-from tests.functional import testbed
+from tools import testbed
 
 
 class ConnectionTest(test.NoDBTestCase):

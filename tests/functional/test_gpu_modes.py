@@ -3,7 +3,7 @@
 Member lxd1's GPU source is replaced: its ``GET /1.0/resources`` answers
 with four H200 cards and NVML answers with their facts, card 0 cut into
 seven 1g.18gb MIG slices. Both are constructed from real device ids (see
-tests/unit/gpu), since no public recording of such a host exists;
+tests/unit/data), since no public recording of such a host exists;
 everything else is the real test bed and real Placement. The operator
 puts card 0 in MIG mode and card 1 in shared mode with two slots; cards 2
 and 3 stay whole.
@@ -22,7 +22,7 @@ from nova import context
 
 from nova_lxd.lxd import client
 from tests.functional import base
-from tests.unit import gpu as gpu_data
+from tests.unit import data as gpu_data
 
 H200 = 'lxd1_gpu_10de_2335'
 MIG_CARD, SHARED_CARD, WHOLE_CARDS = (

@@ -3,7 +3,7 @@ source replaced by a recording.
 
 Member lxd1's ``GET /1.0/resources`` answers with the GPU section recorded
 from a real host (ASPEED BMC + RTX 2080 Ti + GTX 1080 Ti, see
-tests/unit/fixtures/gpu/README.md); everything else is the real test bed.
+tests/unit/data/gpu/README.md); everything else is the real test bed.
 LXD validates the gpu device the driver writes when the container is
 created; starting it needs the real card, which these machines lack, so
 the boot must fail with a clear fault and leave nothing behind.
@@ -17,7 +17,7 @@ import fixtures
 from nova_lxd.cmd import gpus
 from nova_lxd.lxd import client
 from tests.functional import base
-from tests.unit import gpu as gpu_data
+from tests.unit import data as gpu_data
 
 RTX = 'lxd1_gpu_10de_1e04'
 GTX = 'lxd1_gpu_10de_1b06'

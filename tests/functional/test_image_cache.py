@@ -30,7 +30,7 @@ from nova_lxd import image_format
 from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
-from tests.functional import testbed
+from tools import testbed
 
 CONF = nova.conf.CONF
 QCOW2_MESSAGE = ('image is not an LXD image: it is a qcow2 disk image; '

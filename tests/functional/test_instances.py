@@ -13,7 +13,7 @@ from nova.tests.unit import fake_instance
 
 from nova_lxd import constants
 from nova_lxd import driver
-from tests.functional import testbed
+from tools import testbed
 
 
 class InstancesTest(test.NoDBTestCase):

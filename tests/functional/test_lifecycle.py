@@ -20,54 +20,7 @@ from nova_lxd.lxd import errors
 from tests.functional import base
 
 
-class ServersTestCase(base.LXDServicesTestCase):
-    """Two compute services (one per member), a flavor and a Glance image."""
-
-    def setUp(self):
-        super().setUp()
-        # One compute service per member, as most operators deploy.
-        self.computes = {}
-        for member in self.bed.members:
-            self.use_socket(member)
-            self.computes[member] = self.start_service('compute',
-                                                       host=member)
-        self.lxd = self.bed.client()
-        self.image_id = str(uuid.uuid4())
-        self.glance.create(None, {
-            'id': self.image_id, 'name': 'busybox', 'status': 'active',
-            'disk_format': 'raw', 'container_format': 'bare',
-            'properties': {'os_distro': 'busybox'}},
-            data=self.bed.marked_image(self.image_id))
-        self.flavor_id = self._create_flavor(
-            name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
-
-    def boot(self, flavor_id=None, expected_state='ACTIVE'):
-        return self._create_server(
-            image_uuid=self.image_id, flavor_id=flavor_id or self.flavor_id,
-            networks='none', expected_state=expected_state)
-
-    def only_member(self, member):
-        """Disable the other members' compute services."""
-        for service in self.admin_api.get_services(binary='nova-compute'):
-            if service['host'] != member:
-                self.admin_api.put_service(service['id'],
-                                           {'status': 'disabled'})
-
-    def container(self, server):
-        name = server['OS-EXT-SRV-ATTR:instance_name']
-        return self.lxd.api.instances[name].get().json()['metadata']
-
-    def container_names(self):
-        return {i['name'] for i in self.lxd.api.instances.get(
-            params={'recursion': 1}).json()['metadata']}
-
-    def state(self, server):
-        return self.lxd.api.instances[
-            server['OS-EXT-SRV-ATTR:instance_name']].state.get().json()[
-                'metadata']
-
-
-class LifecycleTest(ServersTestCase):
+class LifecycleTest(base.ServersTestCase):
 
     def test_boot_is_an_unprivileged_container_on_the_allocated_member(self):
         server = self.boot()
@@ -321,7 +274,7 @@ class LifecycleTest(ServersTestCase):
         self.assertEqual(2, len(requests), requests)
 
 
-class SpawnFailureTest(ServersTestCase):
+class SpawnFailureTest(base.ServersTestCase):
     """A spawn failing at any step leaves nothing in LXD."""
 
     def fail_at(self, target, exc=None):
@@ -394,7 +347,7 @@ class SpawnFailureTest(ServersTestCase):
         self.assertEqual(images, self.bed.image_fingerprints())
 
 
-class CloudInitTest(ServersTestCase):
+class CloudInitTest(base.ServersTestCase):
 
     def test_user_data_keys_and_config_drive(self):
         self.api.post_keypair({'keypair': {'name': 'k', 'public_key':

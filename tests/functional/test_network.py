@@ -14,13 +14,13 @@ import uuid
 from nova.tests.fixtures import neutron as neutron_fixture
 from pylxd import exceptions as pylxd_exc
 
+from tests.functional import base
 from tests.functional import ovs
-from tests.functional import test_lifecycle
 
 MTU = 1450      # the Neutron fixture's network_1
 
 
-class NetworkTest(test_lifecycle.ServersTestCase):
+class NetworkTest(base.ServersTestCase):
 
     def setUp(self):
         super().setUp()

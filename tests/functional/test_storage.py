@@ -27,7 +27,6 @@ import psutil
 from nova_lxd import constants
 from nova_lxd import storage
 from tests.functional import base
-from tests.functional import test_lifecycle
 
 # What nova.test's poison fixtures replace, as they are (at import).
 _HOST_READERS = {'os.path.isdir': os.path.isdir, 'builtins.open': open,
@@ -110,7 +109,7 @@ def use_loop_volumes(test):
     return loops
 
 
-class StorageTestCase(test_lifecycle.ServersTestCase):
+class StorageTestCase(base.ServersTestCase):
 
     def setUp(self):
         super().setUp()

@@ -1,9 +1,20 @@
+"""Nova's instance metadata -> LXD's cloud-init keys and the config drive.
+
+What cloud-init makes of them inside a real container is in
+tests/functional/test_guest.py.
+"""
+
 import email
 import gzip
+from unittest import mock
 
+import fixtures
 from nova import exception
 from nova.network import model
+from nova import test
+from nova.tests.unit import fake_instance
 from nova.virt import netutils
+from oslo_utils.fixture import uuidsentinel as uuids
 import testtools
 import yaml
 
@@ -254,3 +265,59 @@ class LXDKeysTest(testtools.TestCase):
         self.assertNotIn('volatile.cloud-init.instance-id', keys)
         self.assertNotIn('user.user-data', keys)
         self.assertNotIn('user.vendor-data', keys)
+
+
+SEED = '/var/lib/cloud/seed/config_drive/'
+
+
+def instance(**fields):
+    return fake_instance.fake_instance_obj(
+        None, uuid=uuids.server, hostname='web-1', launched_at=None,
+        system_metadata={}, expected_attrs=['system_metadata'], **fields)
+
+
+class InstanceMetadataTest(test.NoDBTestCase):
+
+    def test_nova_instance_metadata_with_the_admin_password(self):
+        metadata = self.useFixture(fixtures.MockPatch(
+            'nova.api.metadata.base.InstanceMetadata')).mock
+        server = instance()
+        found = cloud_init.instance_metadata_of(
+            server, [('/etc/motd', b'hi\n')], 's3cret', mock.sentinel.net)
+        self.assertIs(metadata.return_value, found)
+        metadata.assert_called_once_with(
+            server, content=[('/etc/motd', b'hi\n')],
+            extra_md={'admin_pass': 's3cret'}, network_info=mock.sentinel.net)
+        cloud_init.instance_metadata_of(server, [], None, [])
+        self.assertEqual({}, metadata.call_args[1]['extra_md'])
+
+
+class ConfigDriveTest(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.metadata = mock.Mock()
+        self.metadata.metadata_for_config_drive.return_value = [
+            ('openstack/latest/meta_data.json', '{"uuid": "u"}'),
+            ('openstack/latest/user_data', b'\x1f\x8b binary')]
+
+    def test_none_unless_asked(self):
+        self.assertEqual({}, cloud_init.config_drive_files(
+            instance(config_drive=''), self.metadata))
+        self.metadata.metadata_for_config_drive.assert_not_called()
+
+    def test_the_tree_in_the_seed_folder_as_bytes(self):
+        self.flags(force_config_drive=True)
+        server = instance(config_drive='')
+        files = cloud_init.config_drive_files(server, self.metadata)
+        self.assertEqual(
+            {SEED + 'openstack/latest/meta_data.json': b'{"uuid": "u"}',
+             SEED + 'openstack/latest/user_data': b'\x1f\x8b binary'},
+            files)
+        # Nova records that the server has a config drive.
+        self.assertTrue(server.config_drive)
+
+    def test_asked_by_the_server(self):
+        files = cloud_init.config_drive_files(
+            instance(config_drive='True'), self.metadata)
+        self.assertEqual(2, len(files))

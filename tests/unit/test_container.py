@@ -112,12 +112,50 @@ class QuotaTest(testtools.TestCase):
         self.assertEqual('5000B', body['devices']['root']['limits.max'])
 
 
+class PartsTest(testtools.TestCase):
+    """What the rooms add reaches the body; nothing is given twice."""
+
+    def body(self, *parts):
+        return container.instance_body(instance(), flavor(), PLAIN, 'f',
+                                       'pool1', parts)
+
+    def test_devices_keys_and_profiles_of_every_part(self):
+        body = self.body(
+            container.Part(config={'user.meta-data': '{}'}),
+            container.Part(devices={'nova-port-1': {'type': 'nic'}}),
+            container.Part(devices={'ephemeral0': {'type': 'disk'}}),
+            container.Part(devices={'nova-gpu-0': {'type': 'gpu'}},
+                           profiles=('nova-gpu-0123456789ab',)))
+        self.assertEqual({'root', 'nova-port-1', 'ephemeral0', 'nova-gpu-0'},
+                         set(body['devices']))
+        self.assertEqual('{}', body['config']['user.meta-data'])
+        self.assertEqual(['nova-gpu-0123456789ab'], body['profiles'])
+        self.assertEqual('c0ffee00-0000-4000-8000-000000000001',
+                         container.instance_uuid(body))
+
+    def test_a_device_or_key_given_twice_is_a_bug(self):
+        for twice in (container.Part(devices={'root': {'type': 'disk'}}),
+                      container.Part(config={'limits.cpu': '64'}),
+                      container.Part(config={
+                          constants.INSTANCE_UUID_KEY: 'someone'})):
+            self.assertRaises(ValueError, self.body, twice)
+
+    def test_check_refuses_before_anything_is_made(self):
+        container.check(flavor(), PLAIN, False, False)
+        self.assertRaises(exception.InvalidInput, container.check,
+                          flavor(), Specs(True, False, False), False, False)
+        self.assertRaises(exception.InvalidInput, container.check,
+                          flavor({'quota:disk_read_bytes_sec': 'fast'}),
+                          PLAIN, False, False)
+
+
 class RescueBodyTest(testtools.TestCase):
 
     def test_mounts_the_original_root_from_the_member(self):
-        body = container.rescue_body(
-            instance(), flavor(), 'f1ng', 'pool1',
-            {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
+        root = container.rescue_root(
+            instance(), {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
+        body = container.rescue_body(instance(), flavor(), 'f1ng', 'pool1',
+                                     root)
         self.assertEqual('instance-0000002a-rescue', body['name'])
         self.assertEqual(
             {'type': 'disk', 'source':
@@ -129,6 +167,77 @@ class RescueBodyTest(testtools.TestCase):
 
     def test_pool_without_a_folder_per_instance_is_refused(self):
         e = self.assertRaises(
-            exception.InstanceNotRescuable, container.rescue_body, instance(),
-            flavor(), 'f', 'p', {'driver': 'zfs', 'config': {}})
+            exception.InstanceNotRescuable, container.rescue_root, instance(),
+            {'driver': 'zfs', 'config': {}})
         self.assertIn('dir or btrfs', str(e))
+
+
+# GET /1.0/instances/<name> of a container with one of the driver's GPUs,
+# trimmed to what a resize reads.
+FOUND = {
+    'architecture': 'x86_64', 'description': '', 'ephemeral': False,
+    'config': {'limits.cpu': '2', 'limits.memory': '512MiB',
+               'volatile.base_image': 'f1ng',
+               constants.INSTANCE_UUID_KEY: 'u1'},
+    'devices': {
+        'root': {'type': 'disk', 'path': '/', 'pool': 'pool1',
+                 'size': '5GiB', 'limits.read': '10B'},
+        'nova-port-1': {'type': 'nic', 'nictype': 'p2p'},
+        'nova-gpu-0': {'type': 'gpu', 'pci': '0000:03:00.0'},
+        'gpu': {'type': 'gpu', 'pci': '0000:04:00.0'}},
+    'profiles': ['nova-gpu-0123456789ab', 'operators'],
+    'status': 'Running',
+}
+
+
+class ResizeTest(testtools.TestCase):
+
+    def bigger(self, extra_specs=None):
+        return objects.Flavor(name='bigger', vcpus=4, memory_mb=1024,
+                              root_gb=10, extra_specs=extra_specs or {})
+
+    def test_patch_changes_limits_and_the_root_disk_only(self):
+        self.assertEqual(
+            {'config': {'limits.cpu': '4', 'limits.memory': '1024MiB'},
+             'devices': {'root': {'type': 'disk', 'path': '/',
+                                  'pool': 'pool1', 'size': '10GiB',
+                                  'limits.read': '10B'}}},
+            container.resize_patch(FOUND, self.bigger()))
+
+    def test_new_disk_quotas_join_the_root(self):
+        patch = container.resize_patch(
+            FOUND, self.bigger({'quota:disk_write_iops_sec': '100'}))
+        self.assertEqual('100iops', patch['devices']['root']['limits.write'])
+
+    def test_gpus_replace_the_drivers_gpu_devices_and_profiles(self):
+        gpus = container.Part(
+            devices={'nova-gpu-0': {'type': 'gpu', 'pci': '0000:05:00.0'},
+                     'nova-gpu-1': {'type': 'gpu', 'pci': '0000:06:00.0'}},
+            profiles=('nova-gpu-ba9876543210',))
+        body = container.resized(FOUND, self.bigger(), gpus)
+        self.assertEqual(
+            {'root', 'nova-port-1', 'gpu', 'nova-gpu-0', 'nova-gpu-1'},
+            set(body['devices']))
+        self.assertEqual('0000:05:00.0', body['devices']['nova-gpu-0']['pci'])
+        # The operator's device and profile stay.
+        self.assertEqual('0000:04:00.0', body['devices']['gpu']['pci'])
+        self.assertEqual(['operators', 'nova-gpu-ba9876543210'],
+                         body['profiles'])
+        self.assertEqual(('4', '1024MiB', 'u1'), (
+            body['config']['limits.cpu'], body['config']['limits.memory'],
+            body['config'][constants.INSTANCE_UUID_KEY]))
+        self.assertEqual('10GiB', body['devices']['root']['size'])
+        # What it was read from is left as it was.
+        self.assertEqual('2', FOUND['config']['limits.cpu'])
+        self.assertIn('nova-gpu-0123456789ab', FOUND['profiles'])
+
+    def test_no_gpus_takes_them_all_away(self):
+        body = container.resized(FOUND, self.bigger(), container.Part())
+        self.assertEqual({'root', 'nova-port-1', 'gpu'},
+                         set(body['devices']))
+        self.assertEqual(['operators'], body['profiles'])
+
+    def test_holds_gpus(self):
+        self.assertTrue(container.holds_gpus(FOUND))
+        self.assertFalse(container.holds_gpus(
+            {'devices': {'gpu': {'type': 'gpu'}}}))

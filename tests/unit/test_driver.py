@@ -13,71 +13,9 @@ from nova.tests.unit import fake_instance
 from nova.virt import driver as virt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
 
-from nova_lxd import constants
 from nova_lxd import driver
-from nova_lxd.lxd import errors
-from tests.unit import gpu as gpu_data
-from tests.unit import samples
-from tests.unit import test_network
-
-
-class FakeLXD(object):
-    """What nova_lxd.lxd.client.LXD answers, from recorded LXD data."""
-
-    endpoint = 'https://127.0.0.2:8443'
-    clustered = True
-    certificate_fingerprint = 'f00d'
-    environment = {'server_version': '5.0.2'}
-
-    def __init__(self, conf):
-        self.conf = conf
-        self.calls = []
-        self.lxd_instances = []
-        self.other_projects = []
-        self.states = {}
-
-    def members(self):
-        return {'lxd1': 'Online', 'lxd2': 'Online'}
-
-    def resources(self, member):
-        self.calls.append(('resources', member))
-        return samples.RESOURCES
-
-    def pool_resources(self, member):
-        self.calls.append(('pool_resources', member))
-        return samples.POOL_RESOURCES
-
-    def instances(self):
-        self.calls.append(('instances',))
-        return self.lxd_instances
-
-    def instances_of_all_projects(self):
-        self.calls.append(('instances_of_all_projects',))
-        return self.lxd_instances + self.other_projects
-
-    def instance(self, name):
-        raise errors.LXDNotFound(reason='not found')
-
-    def instance_state(self, name):
-        self.calls.append(('instance_state', name))
-        return self.states.get(name)
-
-    def delete_owned(self, name, key, owner):
-        self.calls.append(('delete_owned', name, key, owner))
-        return False
-
-
-class FakeImages(object):
-    """The image cache, with every image already in LXD."""
-
-    def ensure(self, context, image_meta, member_arch):
-        return 'f00d'
-
-
-def lxd_instance(name, member, uuid=None):
-    cfg = {constants.INSTANCE_UUID_KEY: uuid} if uuid else {}
-    return {'name': name, 'location': member, 'config': cfg,
-            'status_code': 103}
+from tests.unit import data
+from tests.unit import fakes
 
 
 class DriverTestCase(test.NoDBTestCase):
@@ -86,7 +24,7 @@ class DriverTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(test.fixtures.MockPatch(
-            'nova_lxd.lxd.client.LXD', FakeLXD))
+            'nova_lxd.lxd.client.LXD', fakes.FakeLXD))
         self.flags(members=['*'], group='lxd')
         self.driver = driver.LXDDriver(mock.sentinel.virtapi)
         self.driver.init_host('compute1')
@@ -125,9 +63,9 @@ class DriverTest(DriverTestCase):
         res = self.driver.get_available_resource('lxd2')
         self.assertEqual('lxd', res['hypervisor_type'])
         self.assertEqual(5000002, res['hypervisor_version'])
-        self.assertEqual(samples.VCPUS, res['vcpus'])
-        self.assertEqual(samples.MEMORY_MB, res['memory_mb'])
-        self.assertEqual(samples.DISK_GB, res['local_gb'])
+        self.assertEqual(data.VCPUS, res['vcpus'])
+        self.assertEqual(data.MEMORY_MB, res['memory_mb'])
+        self.assertEqual(data.DISK_GB, res['local_gb'])
         self.assertEqual(self.driver.get_nodenames_by_uuid().keys(),
                          {res['uuid']} | {
                              self.driver.get_available_resource('lxd1')[
@@ -152,15 +90,15 @@ class DriverTest(DriverTestCase):
                    disk_allocation_ratio=1.5, reserved_host_cpus=1,
                    reserved_host_memory_mb=512, reserved_host_disk_mb=1500)
         inv = self._inventory('lxd1')
-        self.assertEqual({'total': samples.VCPUS, 'reserved': 1,
+        self.assertEqual({'total': data.VCPUS, 'reserved': 1,
                           'allocation_ratio': 4.0, 'min_unit': 1,
-                          'max_unit': samples.VCPUS, 'step_size': 1},
+                          'max_unit': data.VCPUS, 'step_size': 1},
                          inv['VCPU'])
-        self.assertEqual((samples.MEMORY_MB, 512, 1.0),
+        self.assertEqual((data.MEMORY_MB, 512, 1.0),
                          (inv['MEMORY_MB']['total'],
                           inv['MEMORY_MB']['reserved'],
                           inv['MEMORY_MB']['allocation_ratio']))
-        self.assertEqual((samples.DISK_GB, 2, 1.5),
+        self.assertEqual((data.DISK_GB, 2, 1.5),
                          (inv['DISK_GB']['total'],
                           inv['DISK_GB']['reserved'],
                           inv['DISK_GB']['allocation_ratio']))
@@ -176,9 +114,9 @@ class DriverTest(DriverTestCase):
         self.driver.init_host('compute1')
         self.lxd = self.driver.lxd
         self.lxd.lxd_instances = [
-            lxd_instance('instance-1', 'lxd1', uuids.one),
-            lxd_instance('not-nova', 'lxd1'),
-            lxd_instance('instance-2', 'lxd2', uuids.two),
+            fakes.lxd_instance('instance-1', 'lxd1', uuids.one),
+            fakes.lxd_instance('not-nova', 'lxd1'),
+            fakes.lxd_instance('instance-2', 'lxd2', uuids.two),
         ]
         self.assertEqual(['instance-1'], self.driver.list_instances())
         self.assertEqual([uuids.one], self.driver.list_instance_uuids())
@@ -196,7 +134,8 @@ class DriverTest(DriverTestCase):
     def test_get_info_after_a_listing_needs_no_request(self):
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1')
-        self.lxd.lxd_instances = [lxd_instance(inst.name, 'lxd1', uuids.one)]
+        self.lxd.lxd_instances = [
+            fakes.lxd_instance(inst.name, 'lxd1', uuids.one)]
         self.driver.list_instances()
         self.assertEqual(power_state.RUNNING,
                          self.driver.get_info(inst).state)
@@ -214,8 +153,8 @@ class DriverTest(DriverTestCase):
         """Spawn with the recorded RTX 2080 Ti + GTX 1080 Ti host as lxd1."""
         tree = provider_tree.ProviderTree()
         tree.new_root('lxd1', uuids.node)
-        recorded = dict(samples.RESOURCES,
-                        gpu=gpu_data.load(gpu_data.ASPEED_RTX))
+        recorded = dict(data.RESOURCES,
+                        gpu=data.load(data.ASPEED_RTX))
         self.lxd.resources = lambda member: recorded
         self.driver.get_available_resource('lxd1')
         self.driver.update_provider_tree(tree, 'lxd1')
@@ -225,7 +164,7 @@ class DriverTest(DriverTestCase):
         self.lxd.create_instance = lambda body, member: created.append(
             (body, member))
         self.lxd.change_state = lambda name, action, **kw: None
-        self.driver.images = FakeImages()
+        self.driver.images = fakes.FakeImages()
         self.no_cloud_init()
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1',
@@ -250,7 +189,7 @@ class DriverTest(DriverTestCase):
 
     def test_card_held_in_another_project_is_not_given(self):
         self.lxd.other_projects = [dict(
-            lxd_instance('jupyter', 'lxd1', None), project='team-a',
+            fakes.lxd_instance('jupyter', 'lxd1', None), project='team-a',
             devices={'gpu': {'type': 'gpu', 'pci': '0000:03:00.0'}})]
         e = self.assertRaises(exception.BuildAbortException, self.gpu_spawn,
                               lambda rtx: {rtx: {'resources': {'PGPU': 1}}})
@@ -289,7 +228,7 @@ class NetworkHooksTest(DriverTestCase):
         self.driver.images = mock.Mock()
 
     def test_unsupported_port_fails_spawn_before_anything_is_made(self):
-        port = test_network.vif(vif_type='bridge')
+        port = fakes.vif(vif_type='bridge')
         e = self.assertRaises(exception.BuildAbortException,
                               self.driver.spawn, None, self.inst, None, [],
                               None, {}, network_info=[port])
@@ -299,7 +238,7 @@ class NetworkHooksTest(DriverTestCase):
         self.plug.assert_not_called()
 
     def test_attach_plugs_and_adds_the_next_interface_live(self):
-        port = test_network.vif(test_network.NATIVE)
+        port = fakes.vif(fakes.NATIVE)
         self.driver.attach_interface(None, self.inst, None, port)
         self.plug.assert_called_once()
         (name, patch), _ = self.lxd.update_instance.call_args
@@ -311,11 +250,11 @@ class NetworkHooksTest(DriverTestCase):
             reason='bad nic')
         self.assertRaises(exception.InterfaceAttachFailed,
                           self.driver.attach_interface, None, self.inst,
-                          None, test_network.vif(test_network.HYBRID))
+                          None, fakes.vif(fakes.HYBRID))
         self.unplug.assert_called_once()
 
     def test_detach_removes_the_device_then_unplugs(self):
-        port = test_network.vif(test_network.HYBRID)
+        port = fakes.vif(fakes.HYBRID)
         self.driver.detach_interface(None, self.inst, port)
         self.lxd.remove_device.assert_called_once_with(
             self.inst.name, 'nova-port-' + port['id'])

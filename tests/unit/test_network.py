@@ -5,50 +5,29 @@ import contextlib
 from unittest import mock
 
 from nova import exception
-from nova.network import model
 from nova import objects
 from nova import test
 from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import network
-
-MAC = 'fa:16:3e:00:00:01'
-
-
-def vif(details=None, vif_type='ovs', active=True, vnic_type='normal',
-        mtu=1450, port=None):
-    port = port or uuids.port
-    meta = {'mtu': mtu} if mtu else {}
-    net = model.Network(id=uuids.net, bridge='br-int', label='private',
-                        subnets=[], meta=meta)
-    return model.VIF(id=port, address=MAC, network=net, type=vif_type,
-                     details=details or {}, devname='tap' + port[:11],
-                     ovs_interfaceid=port, vnic_type=vnic_type,
-                     active=active)
-
-
-HYBRID = {'port_filter': True, 'ovs_hybrid_plug': True}
-NATIVE = {'port_filter': True, 'ovs_hybrid_plug': False}
-# What Neutron's OVN driver binds: native OVS plug on br-int.
-OVN = {'port_filter': True, 'connectivity': 'l2', 'bridge_name': 'br-int',
-       'datapath_type': 'system'}
+from tests.unit import fakes
 
 
 class NicDeviceTest(test.NoDBTestCase):
 
     def test_hybrid_plug_is_a_bridged_nic_on_the_port_bridge(self):
-        port = vif(HYBRID)
+        port = fakes.vif(fakes.HYBRID)
         self.assertEqual(
             {'type': 'nic', 'nictype': 'bridged', 'name': 'eth0',
              'parent': 'qbr' + uuids.port[:11],
-             'host_name': 'tap' + uuids.port[:11], 'hwaddr': MAC,
+             'host_name': 'tap' + uuids.port[:11], 'hwaddr': fakes.MAC,
              'mtu': '1450'},
             network.nic_device(port, network.osvif_vif(port), 'eth0', {}))
 
     def test_native_ovs_is_a_p2p_nic_and_os_vif_creates_the_ovs_port(self):
-        for details in (NATIVE, OVN):
-            port = vif(details)
+        for details in (fakes.NATIVE, fakes.OVN):
+            port = fakes.vif(details)
             obj = network.osvif_vif(port)
             # os-vif adds tapXXX to br-int with Neutron's iface-id.
             self.assertTrue(obj.port_profile.create_port)
@@ -56,17 +35,17 @@ class NicDeviceTest(test.NoDBTestCase):
             self.assertEqual('br-int', obj.network.bridge)
             self.assertEqual(
                 {'type': 'nic', 'nictype': 'p2p', 'name': 'eth1',
-                 'host_name': 'tap' + uuids.port[:11], 'hwaddr': MAC,
+                 'host_name': 'tap' + uuids.port[:11], 'hwaddr': fakes.MAC,
                  'mtu': '1450'},
                 network.nic_device(port, obj, 'eth1', {}))
 
     def test_no_mtu_when_neutron_gives_none(self):
-        port = vif(NATIVE, mtu=None)
+        port = fakes.vif(fakes.NATIVE, mtu=None)
         self.assertNotIn('mtu', network.nic_device(
             port, network.osvif_vif(port), 'eth0', {}))
 
     def test_vif_quotas_become_nic_limits(self):
-        port = vif(HYBRID)
+        port = fakes.vif(fakes.HYBRID)
         device = network.nic_device(
             port, network.osvif_vif(port), 'eth0',
             {'quota:vif_inbound_average': '1000',
@@ -76,14 +55,15 @@ class NicDeviceTest(test.NoDBTestCase):
                          (device['limits.ingress'], device['limits.egress']))
 
     def test_bad_vif_quota_is_refused(self):
-        port = vif(HYBRID)
+        port = fakes.vif(fakes.HYBRID)
         self.assertRaises(exception.InvalidInput, network.nic_device,
                           port, network.osvif_vif(port), 'eth0',
                           {'quota:vif_inbound_average': 'fast'})
 
     def test_ports_are_eth0_eth1_in_order(self):
         devices = network.nic_devices(
-            [vif(HYBRID, port=uuids.a), vif(NATIVE, port=uuids.b)], {})
+            [fakes.vif(fakes.HYBRID, port=uuids.a),
+             fakes.vif(fakes.NATIVE, port=uuids.b)], {})
         self.assertEqual(
             {'nova-port-' + uuids.a: ('eth0', 'bridged'),
              'nova-port-' + uuids.b: ('eth1', 'p2p')},
@@ -107,15 +87,16 @@ class RefusedTest(test.NoDBTestCase):
             self.assertIn(word, str(e))
 
     def test_linux_bridge_is_refused(self):
-        self.assertRefused(vif(vif_type='bridge'), 'binding:vif_type bridge',
+        self.assertRefused(fakes.vif(vif_type='bridge'),
+                           'binding:vif_type bridge',
                            'Open vSwitch')
 
     def test_other_vif_types_are_refused(self):
         for vif_type in ('hw_veb', 'vhostuser', 'binding_failed', 'tap'):
-            self.assertRefused(vif(vif_type=vif_type), vif_type)
+            self.assertRefused(fakes.vif(vif_type=vif_type), vif_type)
 
     def test_direct_ovs_port_is_refused(self):
-        self.assertRefused(vif(NATIVE, vnic_type='direct'),
+        self.assertRefused(fakes.vif(fakes.NATIVE, vnic_type='direct'),
                            'vnic_type direct', 'vnic_type normal')
 
 
@@ -149,8 +130,8 @@ class PluggedTest(test.NoDBTestCase):
         self.virtapi = FakeVirtAPI()
         self.vifs = network.VIFs(self.virtapi, mock.Mock(), 'lxd1')
         self.cleanup = mock.Mock()
-        self.ports = [vif(HYBRID, port=uuids.up),
-                      vif(NATIVE, port=uuids.down, active=False)]
+        self.ports = [fakes.vif(fakes.HYBRID, port=uuids.up),
+                      fakes.vif(fakes.NATIVE, port=uuids.down, active=False)]
         self.flags(vif_plugging_timeout=30)
 
     def spawn(self, power_on=True, body=None):
@@ -213,7 +194,7 @@ class PluggedTest(test.NoDBTestCase):
     def test_unplug_goes_on_after_a_failure_and_skips_refused_ports(self):
         self.unplug.side_effect = [RuntimeError('gone'), None]
         self.vifs.unplug(self.instance,
-                         self.ports + [vif(vif_type='bridge')])
+                         self.ports + [fakes.vif(vif_type='bridge')])
         self.assertEqual(2, self.unplug.call_count)
 
     def test_ports_only_on_the_member_nova_compute_runs_on(self):

@@ -3,23 +3,23 @@ import testtools
 from oslo_serialization import jsonutils
 
 from nova_lxd import node
-from tests.unit import samples
+from tests.unit import data
 
 
 class NodeTest(testtools.TestCase):
 
     def test_capacity_from_recorded_lxd_resources(self):
-        capacity = node.member_capacity(samples.RESOURCES,
-                                        samples.POOL_RESOURCES)
-        self.assertEqual((samples.VCPUS, samples.MEMORY_MB, samples.DISK_GB,
+        capacity = node.member_capacity(data.RESOURCES,
+                                        data.POOL_RESOURCES)
+        self.assertEqual((data.VCPUS, data.MEMORY_MB, data.DISK_GB,
                           'x86_64'),
                          (capacity['vcpus'], capacity['memory_mb'],
                           capacity['disk_gb'], capacity['arch']))
 
     def test_cpu_info(self):
-        capacity = node.member_capacity(samples.RESOURCES,
-                                        samples.POOL_RESOURCES)
-        res = node.available_resource('lxd2', 'u', samples.RESOURCES,
+        capacity = node.member_capacity(data.RESOURCES,
+                                        data.POOL_RESOURCES)
+        res = node.available_resource('lxd2', 'u', data.RESOURCES,
                                       capacity, 5000002)
         cpu_info = jsonutils.loads(res['cpu_info'])
         self.assertEqual('AuthenticAMD', cpu_info['vendor'])

@@ -15,6 +15,33 @@ class PowerStateTest(testtools.TestCase):
         self.assertEqual(power_state.NOSTATE, state.power_state_of(999))
 
 
+class NovaContainersTest(testtools.TestCase):
+
+    @staticmethod
+    def listed(name, location, uuid=None, code=103):
+        config = {'user.nova.instance_uuid': uuid} if uuid else {}
+        return {'name': name, 'location': location, 'config': config,
+                'status_code': code}
+
+    def test_ours_on_our_members_with_their_power_state(self):
+        listing = [self.listed('i-1', 'lxd1', 'u1'),
+                   self.listed('i-2', 'lxd1', 'u2', code=102),
+                   self.listed('not-nova', 'lxd1'),
+                   self.listed('i-3', 'lxd2', 'u3')]
+        self.assertEqual(
+            {'i-1': ('u1', power_state.RUNNING),
+             'i-2': ('u2', power_state.SHUTDOWN)},
+            state.nova_containers(listing, ['lxd1'], clustered=True))
+
+    def test_a_standalone_lxd_has_no_location(self):
+        listing = [self.listed('i-1', '', 'u1'),
+                   self.listed('i-2', 'none', 'u2')]
+        self.assertEqual({'i-1', 'i-2'}, set(state.nova_containers(
+            listing, ['host1'], clustered=False)))
+        self.assertEqual({}, state.nova_containers(listing, ['host1'],
+                                                   clustered=True))
+
+
 class DiagnosticsTest(testtools.TestCase):
 
     def test_from_lxd_state(self):

@@ -169,22 +169,21 @@ class DisksTest(test.NoDBTestCase):
 
     def test_spawn_gets_the_ephemeral_volume_and_the_volumes(self):
         inst = _instance(ephemeral_gb=1)
-        body = {'devices': {}}
         info = {'block_device_mapping': [_volume(uuids.vol)]}
-        with self.disks.prepared(inst, info, 1, body):
+        with self.disks.prepared(inst, info, 1) as disks:
             pass
         self.lxd.create_volume.assert_called_once_with(
             'pool', storage.ephemeral_volume(inst, 1), 'lxd1')
         self.assertEqual({'ephemeral0', 'nova-volume-%s' % uuids.vol},
-                         set(body['devices']))
-        self.assertEqual('/dev/sdx', body['devices'][
+                         set(disks.devices))
+        self.assertEqual('/dev/sdx', disks.devices[
             'nova-volume-%s' % uuids.vol]['source'])
 
     def test_failed_spawn_removes_what_it_made(self):
         inst = _instance(ephemeral_gb=1)
         info = {'block_device_mapping': [_volume(uuids.vol)]}
         with testtools.ExpectedException(RuntimeError):
-            with self.disks.prepared(inst, info, 1, {'devices': {}}):
+            with self.disks.prepared(inst, info, 1):
                 raise RuntimeError('create failed')
         self.lxd.delete_volume.assert_called_once_with(
             'pool', storage.ephemeral_volume_name(inst), 'lxd1')
@@ -196,7 +195,7 @@ class DisksTest(test.NoDBTestCase):
         inst = _instance(ephemeral_gb=1)
         info = {'block_device_mapping': [_volume(uuids.vol)]}
         with testtools.ExpectedException(OSError):
-            with self.disks.prepared(inst, info, 1, {'devices': {}}):
+            with self.disks.prepared(inst, info, 1):
                 pass
         self.lxd.delete_volume.assert_called_once_with(
             'pool', storage.ephemeral_volume_name(inst), 'lxd1')

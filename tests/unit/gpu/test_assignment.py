@@ -13,7 +13,8 @@ from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import discovery
 from nova_lxd.gpu import options
-from tests.unit import gpu as data
+from tests.unit import data
+from tests.unit import fakes
 
 MEMBER = 'lxd1'
 ME = 'aaaaaaaa-0000-0000-0000-000000000001'
@@ -503,7 +504,7 @@ class NvidiaConfigTest(testtools.TestCase):
 
 
 def _probe_module():
-    path = os.path.join(os.path.dirname(data.FIXTURES), '..', '..', '..',
+    path = os.path.join(os.path.dirname(data.GPU_DIR), '..', '..', '..',
                         'tools', 'gpu-probe')
     loader = importlib.machinery.SourceFileLoader('gpu_probe', path)
     module = importlib.util.module_from_spec(
@@ -514,7 +515,7 @@ def _probe_module():
 
 def _fake_h200_nvml():
     """A fake pynvml: 2 x H200, card 0 in MIG mode with 2 slices."""
-    lib = data.fake_nvml([
+    lib = fakes.fake_nvml([
         {'pci': '00000000:18:00.0', 'uuid': 'GPU-00000000-aaaa',
          'name': 'NVIDIA H200', 'memory_mib': 143771, 'cc': (9, 0),
          'mig': 1, 'migs': [('MIG-0000-1', 'NVIDIA H200 MIG 1g.18gb'),
@@ -587,7 +588,7 @@ class ProbeTest(testtools.TestCase):
         self.assertIn('MIG 1g.18gb MIG-0000-1', out)
 
     def test_nvml_library_missing(self):
-        lib = data.fake_nvml([], init_error=data.LIBRARY_NOT_FOUND)
+        lib = fakes.fake_nvml([], init_error=fakes.LIBRARY_NOT_FOUND)
         rc, out, err = self._run(lib=lib)
         self.assertEqual(3, rc)
         self.assertIn('NVML did not start', err)
@@ -600,9 +601,9 @@ class ProbeTest(testtools.TestCase):
         self.assertIn('pip install nvidia-ml-py', str(e))
 
     def test_resources_file(self):
-        path = os.path.join(data.FIXTURES, data.ASPEED_RTX)
+        path = os.path.join(data.GPU_DIR, data.ASPEED_RTX)
         rc, out, _ = self._run('--json', '--resources', path,
-                               lib=data.fake_nvml([]))
+                               lib=fakes.fake_nvml([]))
         self.assertEqual(0, rc)
         view = json.loads(out)
         self.assertEqual('file ' + path, view['source'])

@@ -15,7 +15,7 @@ from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices
 from nova_lxd.gpu import options
-from tests.unit import gpu as data
+from tests.unit import data
 
 LXD_5_0 = ('gpu_devices', 'gpu_mdev', 'gpu_sriov', 'gpu_mig',
            'gpu_mig_uuid', 'nvidia_runtime', 'nvidia_runtime_config')

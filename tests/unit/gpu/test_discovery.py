@@ -3,7 +3,7 @@ import json
 import testtools
 
 from nova_lxd.gpu import discovery
-from tests.unit import gpu as data
+from tests.unit import data
 
 
 class PciAddressTest(testtools.TestCase):

@@ -4,7 +4,8 @@ from unittest import mock
 import testtools
 
 from nova_lxd.gpu import nvml
-from tests.unit import gpu as data
+from tests.unit import data
+from tests.unit import fakes
 
 
 def _a100_mig():
@@ -29,7 +30,7 @@ def _rtx():
 class ReadFactsTest(testtools.TestCase):
 
     def test_mig_card_and_plain_card(self):
-        facts = nvml.read_facts(data.fake_nvml([_a100_mig(), _rtx()]))
+        facts = nvml.read_facts(fakes.fake_nvml([_a100_mig(), _rtx()]))
         self.assertEqual(['0000:03:00.0', '0000:18:00.0'], sorted(facts))
         a100 = facts['0000:18:00.0']
         self.assertEqual((81920, '8.0', True, ()),
@@ -53,13 +54,13 @@ class ReadFactsTest(testtools.TestCase):
             data.load('nvidia-smi-L-A100-80GB-PCIe-2x3g.40gb.txt'))
         gpu = dict(_a100_mig(), name=name, uuid=uuid,
                    migs=[(u, '%s MIG %s' % (name, p)) for p, u in slices])
-        (facts,) = nvml.read_facts(data.fake_nvml([gpu])).values()
+        (facts,) = nvml.read_facts(fakes.fake_nvml([gpu])).values()
         self.assertEqual(['3g.40gb', '3g.40gb'],
                          [m.profile for m in facts.mig_devices])
 
     def test_mig_mode_off(self):
         gpu = dict(_a100_mig(), mig=0)
-        (facts,) = nvml.read_facts(data.fake_nvml([gpu])).values()
+        (facts,) = nvml.read_facts(fakes.fake_nvml([gpu])).values()
         self.assertEqual((False, ()), (facts.mig_enabled, facts.mig_devices))
 
     def test_health_problems(self):
@@ -69,28 +70,28 @@ class ReadFactsTest(testtools.TestCase):
                  ({'remapped': (0, 9, 0, 1)}, 'row remapping failed')]
         for change, reason in cases:
             gpu = dict(_a100_mig(), **change)
-            (facts,) = nvml.read_facts(data.fake_nvml([gpu])).values()
+            (facts,) = nvml.read_facts(fakes.fake_nvml([gpu])).values()
             self.assertEqual(1, len(facts.health), facts.health)
             self.assertIn(reason, facts.health[0])
 
     def test_lost_gpu_is_unhealthy(self):
-        lib = data.fake_nvml([_a100_mig(), dict(_rtx(), lost=True)])
+        lib = fakes.fake_nvml([_a100_mig(), dict(_rtx(), lost=True)])
         facts = nvml.read_facts(lib)
         self.assertEqual((), facts['0000:18:00.0'].health)
         self.assertIn('lost', facts['0000:03:00.0'].health[0])
 
     def test_critical_xids_given(self):
-        lib = data.fake_nvml([_rtx()])
+        lib = fakes.fake_nvml([_rtx()])
         (facts,) = nvml.read_facts(lib, {'0000:03:00.0': {79}}).values()
         self.assertEqual(('XID 79 (fallen off the bus)',), facts.health)
 
     def test_unaddressable_gpu_is_left_out(self):
         gpu = dict(_rtx(), pci='garbage')
-        self.assertEqual({}, nvml.read_facts(data.fake_nvml([gpu])))
+        self.assertEqual({}, nvml.read_facts(fakes.fake_nvml([gpu])))
 
     def test_old_driver_mig_name_falls_back_to_attributes(self):
         gpu = dict(_a100_mig(), migs=[('MIG-x', 'A100-SXM4-80GB')])
-        lib = data.fake_nvml([gpu])
+        lib = fakes.fake_nvml([gpu])
         lib.nvmlDeviceGetAttributes = lambda h: mock.Mock(
             gpuInstanceSliceCount=2, memorySizeMB=19968)
         (facts,) = nvml.read_facts(lib).values()
@@ -100,7 +101,7 @@ class ReadFactsTest(testtools.TestCase):
 class CollectorTest(testtools.TestCase):
 
     def test_no_library_says_why_once(self):
-        lib = data.fake_nvml([], init_error=data.LIBRARY_NOT_FOUND)
+        lib = fakes.fake_nvml([], init_error=fakes.LIBRARY_NOT_FOUND)
         collector = nvml.Collector(lib)
         with mock.patch.object(nvml.LOG, 'info') as info:
             self.assertIsNone(collector.collect())
@@ -109,7 +110,7 @@ class CollectorTest(testtools.TestCase):
         self.assertIn('no libnvidia-ml', info.call_args[0][1])
 
     def test_driver_not_loaded(self):
-        lib = data.fake_nvml([], init_error=data.DRIVER_NOT_LOADED)
+        lib = fakes.fake_nvml([], init_error=fakes.DRIVER_NOT_LOADED)
         with mock.patch.object(nvml.LOG, 'info') as info:
             self.assertIsNone(nvml.Collector(lib).collect())
         self.assertIn('not loaded', info.call_args[0][1])
@@ -126,11 +127,11 @@ class CollectorTest(testtools.TestCase):
             self.assertIsNone(nvml.Collector().collect())
 
     def test_no_gpu_is_empty_not_none(self):
-        self.assertEqual({}, nvml.Collector(data.fake_nvml([])).collect())
+        self.assertEqual({}, nvml.Collector(fakes.fake_nvml([])).collect())
 
     def test_init_once_and_xids_stick(self):
-        lib = data.fake_nvml([_rtx(), _a100_mig()],
-                             events=[(0, 13), (0, 79)])
+        lib = fakes.fake_nvml([_rtx(), _a100_mig()],
+                              events=[(0, 13), (0, 79)])
         collector = nvml.Collector(lib)
         first = collector.collect()
         # XID 13 is an application's fault, 79 the card's.
@@ -144,5 +145,5 @@ class CollectorTest(testtools.TestCase):
 
     def test_module_collect_uses_one_collector(self):
         self.addCleanup(setattr, nvml, '_collector', None)
-        nvml._collector = nvml.Collector(data.fake_nvml([_rtx()]))
+        nvml._collector = nvml.Collector(fakes.fake_nvml([_rtx()]))
         self.assertEqual(['0000:03:00.0'], list(nvml.collect()))

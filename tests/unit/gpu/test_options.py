@@ -3,7 +3,7 @@ import testtools
 
 from nova_lxd.gpu import discovery
 from nova_lxd.gpu import options
-from tests.unit import gpu as data
+from tests.unit import data
 
 
 def _card(pci='0000:41:00.0', model=data.H200):

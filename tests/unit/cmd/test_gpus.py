@@ -10,7 +10,7 @@ import testtools
 from testtools import matchers
 
 from nova_lxd.cmd import gpus
-from tests.unit import gpu as data
+from tests.unit import data
 
 
 class GpusCommandTest(testtools.TestCase):
@@ -36,7 +36,7 @@ class GpusCommandTest(testtools.TestCase):
 
     def test_table_of_real_fixture(self):
         rc, out, _ = self._run('--resources',
-                               os.path.join(data.FIXTURES, data.ASPEED_RTX),
+                               os.path.join(data.GPU_DIR, data.ASPEED_RTX),
                                '--member', 'lxd1')
         self.assertEqual(0, rc)
         self.assertIn('Member lxd1 (no NVML facts)', out)
@@ -51,7 +51,7 @@ class GpusCommandTest(testtools.TestCase):
         conf = self._write('gpu.conf', '[lxd]\ngpu_modes = *=shared:3\n'
                            'gpu_traits = 10de:1287=CUSTOM_LAB\n')
         rc, out, _ = self._run('--resources',
-                               os.path.join(data.FIXTURES, data.VIRTIO_GT730),
+                               os.path.join(data.GPU_DIR, data.VIRTIO_GT730),
                                '--member', 'm', '--json', conf=conf)
         self.assertEqual(0, rc)
         (member,) = json.loads(out)['members']
@@ -87,7 +87,7 @@ class GpusCommandTest(testtools.TestCase):
 
     def test_errors_are_one_line_and_exit_2(self):
         bad_conf = self._write('bad.conf', '[lxd]\ngpu_modes = *=turbo\n')
-        fixture = os.path.join(data.FIXTURES, data.ASPEED_RTX)
+        fixture = os.path.join(data.GPU_DIR, data.ASPEED_RTX)
         cases = [
             ((fixture,), bad_conf, '[lxd] gpu_modes'),
             ((self._write('x.json', '{"gpu": []}'),), None, 'gpu:'),

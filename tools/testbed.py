@@ -1,6 +1,6 @@
-"""The LXD test bed of tools/lxd-testbed, as the functional tests see it.
+"""The LXD test bed of tools/lxd-testbed, as tests, demo and benchmarks see it.
 
-The tests use only what ``tools/lxd-testbed env`` exported. Without it they
+They use only what ``tools/lxd-testbed env`` exported. Without it they
 fail (never skip): tools/run-tests brings the test bed up first.
 """
 

@@ -1,0 +1,140 @@
+"""Resize on the container's member: checks first, then changes live."""
+
+import contextlib
+import copy
+from unittest import mock
+
+import fixtures
+from nova import exception
+from nova import objects
+from nova import test
+from nova.tests.unit import fake_instance
+from oslo_utils.fixture import uuidsentinel as uuids
+
+from nova_lxd import container
+from nova_lxd import migration
+
+FOUND = {
+    'config': {'limits.cpu': '1', 'limits.memory': '256MiB'},
+    'devices': {'root': {'type': 'disk', 'path': '/', 'pool': 'p',
+                         'size': '1GiB'}},
+    'profiles': [],
+}
+
+
+def flavor(name='small', vcpus=1, ephemeral_gb=0, swap=0, extra_specs=None):
+    return objects.Flavor(name=name, vcpus=vcpus, memory_mb=256 * vcpus,
+                          root_gb=1, ephemeral_gb=ephemeral_gb, swap=swap,
+                          extra_specs=extra_specs or {})
+
+
+class FakeGPUs(object):
+
+    def __init__(self):
+        self.claims = []
+        self.removed = 0
+
+    @contextlib.contextmanager
+    def claimed(self, instance, specs, allocations, holding=False):
+        self.claims.append((specs, allocations, holding))
+        yield container.Part(devices={'nova-gpu-0': {'type': 'gpu',
+                                                     'pci': '0000:05:00.0'}})
+
+    def remove_unused_profiles(self):
+        self.removed += 1
+
+
+class MigrationsTestCase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.lxd = mock.Mock()
+        self.lxd.instance.return_value = copy.deepcopy(FOUND)
+        self.disks = mock.Mock()
+        self.gpus = FakeGPUs()
+        self.migrations = migration.Migrations(self.lxd, self.disks,
+                                               self.gpus)
+        self.instance = fake_instance.fake_instance_obj(
+            None, uuid=uuids.server, node='lxd1', flavor=flavor())
+
+
+class CheckTest(MigrationsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.get = self.useFixture(fixtures.MockPatch(
+            'nova.objects.Migration.get_by_id_and_instance')).mock
+        self.instance.migration_context = objects.MigrationContext(
+            migration_id=7)
+
+    def check(self, new_flavor, source='lxd1', dest='lxd1'):
+        self.get.return_value = objects.Migration(source_node=source,
+                                                  dest_node=dest)
+        return self.migrations.check(None, self.instance, new_flavor)
+
+    def test_a_resize_on_the_member(self):
+        self.assertIsNone(self.check(flavor('bigger', vcpus=2)))
+        self.get.assert_called_once_with(None, 7, uuids.server)
+
+    def test_another_member_is_refused_and_rolled_back(self):
+        e = self.assertRaises(exception.InstanceFaultRollback, self.check,
+                              flavor('bigger', vcpus=2), dest='lxd2')
+        self.assertIsInstance(e.inner_exception,
+                              exception.MigrationPreCheckError)
+        self.assertIn('another LXD member is not supported yet; resize '
+                      'keeps it on lxd1', str(e.inner_exception))
+
+    def test_what_the_disks_cannot_follow_is_refused(self):
+        self.instance.flavor = flavor(ephemeral_gb=2)
+        for new in (flavor('swap', swap=512), flavor('less')):
+            e = self.assertRaises(exception.InstanceFaultRollback,
+                                  self.check, new)
+            self.assertIsInstance(e.inner_exception, exception.ResizeError)
+
+
+class ApplyFlavorTest(MigrationsTestCase):
+
+    def test_limits_and_root_patched_live_without_gpus(self):
+        bigger = flavor('bigger', vcpus=2)
+        self.migrations.apply_flavor(self.instance, bigger,
+                                     {uuids.node: {'resources': {'VCPU': 2}}})
+        self.lxd.update_instance.assert_called_once_with(
+            self.instance.name, container.resize_patch(FOUND, bigger))
+        self.lxd.replace_instance.assert_not_called()
+        self.assertEqual([], self.gpus.claims)
+        self.disks.apply_flavor.assert_called_once_with(self.instance,
+                                                        bigger)
+
+    def test_a_gpu_allocation_replaces_the_container_with_its_cards(self):
+        bigger = flavor('gpu', extra_specs={'lxd:nvidia_runtime': 'true'})
+        allocations = {uuids.gpu: {'resources': {'PGPU': 1}}}
+        self.migrations.apply_flavor(self.instance, bigger, allocations)
+        ((specs, claimed, holding),) = self.gpus.claims
+        self.assertEqual((True, allocations, False),
+                         (specs.nvidia_runtime, claimed, holding))
+        ((name, body), _), = self.lxd.replace_instance.call_args_list
+        self.assertEqual(self.instance.name, name)
+        self.assertEqual({'type': 'gpu', 'pci': '0000:05:00.0'},
+                         body['devices']['nova-gpu-0'])
+        self.assertEqual(1, self.gpus.removed)
+        self.lxd.update_instance.assert_not_called()
+
+    def test_a_container_holding_gpus_is_replaced_without_gpus_too(self):
+        self.lxd.instance.return_value['devices']['nova-gpu-0'] = {
+            'type': 'gpu', 'pci': '0000:03:00.0'}
+        self.migrations.apply_flavor(self.instance, flavor(), {})
+        ((_, _, holding),) = self.gpus.claims
+        self.assertTrue(holding)
+        self.lxd.replace_instance.assert_called_once()
+
+    def test_revert_applies_the_allocations_placement_gave_back(self):
+        client = self.useFixture(fixtures.MockPatch(
+            'nova.scheduler.client.report.report_client_singleton')).mock
+        client.return_value.get_allocs_for_consumer.return_value = {
+            'allocations': {uuids.gpu: {'resources': {'PGPU': 1}}}}
+        self.migrations.revert(None, self.instance)
+        client.return_value.get_allocs_for_consumer.assert_called_once_with(
+            None, uuids.server)
+        ((_, allocations, _),) = self.gpus.claims
+        self.assertEqual({uuids.gpu: {'resources': {'PGPU': 1}}},
+                         allocations)
