@@ -46,15 +46,12 @@ from email.mime import application
 from email.mime import multipart
 from email.mime import text
 
+import netaddr
 from nova.api.metadata import base as instance_metadata
 from nova import exception
 from nova.virt import configdrive
-import netaddr
-from oslo_log import log as logging
 from oslo_serialization import jsonutils
 import yaml
-
-LOG = logging.getLogger(__name__)
 
 CONFIG_DRIVE_SEED = '/var/lib/cloud/seed/config_drive'
 

@@ -279,6 +279,9 @@ class LXDDriver(driver.ComputeDriver):
             self.vifs.unplug(instance, network_info)
 
     def _change_state(self, instance, action, **kwargs):
+        if action in ('start', 'restart'):
+            # LXD begins a new console log at each start.
+            self.console.keep(instance)
         try:
             self.lxd.change_state(instance.name, action, **kwargs)
         except errors.LXDNotFound:

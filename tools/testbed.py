@@ -55,6 +55,23 @@ class Testbed(object):
         return os.path.join(_require('NOVA_LXD_TESTBED_DIR'), 'image',
                             self.image + '.tar.gz')
 
+    def debian_image(self, form='unified'):
+        """The test bed's Debian 12 image (tools/build-debian-image).
+
+        ``form``: 'unified' (metadata.yaml + rootfs/, the same bytes as
+        the test bed's own image ``nova-lxd-debian-12``, so the driver
+        finds it in LXD) or 'rootfs' (a root file system tarball).
+        """
+        name = {'unified': 'LXD_TESTBED_DEBIAN_TARBALL',
+                'rootfs': 'LXD_TESTBED_DEBIAN_ROOTFS'}[form]
+        if not os.environ.get(name):
+            raise testtools.TestCase.failureException(
+                '%s is not set: the test bed has no Debian image. Run '
+                '"tools/lxd-testbed up && eval $(tools/lxd-testbed env)" as '
+                'root (without NOVA_LXD_TESTBED_DEBIAN=0), or '
+                'tools/run-tests.' % name)
+        return os.environ[name]
+
     def marked_image(self, marker):
         """The busybox unified tarball plus /etc/nova-lxd-marker.
 

@@ -384,19 +384,19 @@ class LXD(object):
                                        'application/octet-stream'})
 
     def console_log(self, name):
-        """Console output that LXD has not handed out yet.
+        """Console output (bytes) that LXD has not handed out yet.
 
         For a running container LXD 5.0 hands each line out only once.
         """
         try:
             return self._request('get', self._client.api.instances[name]
-                                 .console, is_api=False).text
+                                 .console, is_api=False).content
         except errors.LXDNotFound:
             raise
         except errors.LXDError as e:
             # LXD 5.0 answers 500 "open : no such file" when nothing new.
             if 'no such file' in str(e):
-                return ''
+                return b''
             raise
 
     def snapshot(self, name, snapshot):
