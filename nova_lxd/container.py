@@ -9,11 +9,23 @@ allows), and Nova's identity keys. Nothing a tenant controls (image
 properties, metadata, user data) becomes raw or security configuration.
 """
 
+from collections.abc import Iterable
+from collections.abc import Mapping
 import dataclasses
+from typing import Any
+from typing import TYPE_CHECKING
 
 from nova import exception
 
 from nova_lxd import constants
+
+if TYPE_CHECKING:
+    from nova import objects
+
+    from nova_lxd import extra_specs
+
+# An LXD API object (instance, device...) as JSON gives it.
+Body = dict[str, Any]
 
 # quota:disk_* extra spec -> (LXD root disk key, unit suffix)
 _DISK_QUOTAS = {
@@ -44,17 +56,18 @@ class Part:
     ``profiles`` the names of LXD profiles.
     """
 
-    devices: dict = dataclasses.field(default_factory=dict)
-    config: dict = dataclasses.field(default_factory=dict)
-    profiles: tuple = ()
+    devices: Mapping[str, Mapping[str, str]] = dataclasses.field(
+        default_factory=dict)
+    config: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    profiles: tuple[str, ...] = ()
 
 
-def instance_uuid(lxd_instance):
+def instance_uuid(lxd_instance: Body) -> str | None:
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
     return lxd_instance.get('config', {}).get(constants.INSTANCE_UUID_KEY)
 
 
-def _quota(extra_specs, key):
+def _quota(extra_specs: Mapping[str, str], key: str) -> int | None:
     value = extra_specs.get('quota:' + key)
     if value is None:
         return None
@@ -69,7 +82,7 @@ def _quota(extra_specs, key):
     return number
 
 
-def disk_limits(extra_specs):
+def disk_limits(extra_specs: Mapping[str, str]) -> dict[str, str]:
     """Root disk I/O limits from the standard ``quota:disk_*`` specs."""
     limits = {}
     for key, (lxd_key, unit) in sorted(_DISK_QUOTAS.items()):
@@ -85,7 +98,7 @@ def disk_limits(extra_specs):
     return limits
 
 
-def nic_limits(extra_specs):
+def nic_limits(extra_specs: Mapping[str, str]) -> dict[str, str]:
     """Network bandwidth limits from ``quota:vif_*_average`` (KB/s)."""
     limits = {}
     for key, lxd_key in _VIF_QUOTAS.items():
@@ -95,7 +108,8 @@ def nic_limits(extra_specs):
     return limits
 
 
-def security_config(specs, allow_privileged, allow_nesting):
+def security_config(specs: 'extra_specs.LXDSpecs', allow_privileged: bool,
+                    allow_nesting: bool) -> dict[str, str]:
     """LXD security keys for the ``lxd:`` specs the operator allows.
 
     A flavor asking for more than ``[lxd]`` allows is refused, never
@@ -122,7 +136,8 @@ def security_config(specs, allow_privileged, allow_nesting):
     return config
 
 
-def root_disk(flavor, pool, extra_specs):
+def root_disk(flavor: 'objects.Flavor', pool: str,
+              extra_specs: Mapping[str, str]) -> dict[str, str]:
     device = {'type': 'disk', 'path': '/', 'pool': pool}
     if flavor.root_gb:
         device['size'] = '%dGiB' % flavor.root_gb
@@ -130,13 +145,14 @@ def root_disk(flavor, pool, extra_specs):
     return device
 
 
-def limits(flavor):
+def limits(flavor: 'objects.Flavor') -> dict[str, str]:
     """Flavor size -> LXD limits (also applied live on resize)."""
     return {'limits.cpu': str(flavor.vcpus),
             'limits.memory': '%dMiB' % flavor.memory_mb}
 
 
-def check(flavor, specs, allow_privileged, allow_nesting):
+def check(flavor: 'objects.Flavor', specs: 'extra_specs.LXDSpecs',
+          allow_privileged: bool, allow_nesting: bool) -> None:
     """Refuse what ``instance_body`` would refuse, before anything is made.
 
     InvalidInput naming the extra spec or the ``[lxd]`` option.
@@ -145,9 +161,10 @@ def check(flavor, specs, allow_privileged, allow_nesting):
     disk_limits(flavor.extra_specs)
 
 
-def _merged(name, pieces):
+def _merged(name: str,
+            pieces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """One dict of several; a key given twice is a bug, not a choice."""
-    merged = {}
+    merged: dict[str, Any] = {}
     for piece in pieces:
         twice = set(merged) & set(piece)
         if twice:
@@ -157,8 +174,11 @@ def _merged(name, pieces):
     return merged
 
 
-def instance_body(instance, flavor, specs, fingerprint, pool, parts=(),
-                  allow_privileged=False, allow_nesting=False):
+def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
+                  specs: 'extra_specs.LXDSpecs', fingerprint: str | None,
+                  pool: str, parts: Iterable[Part] = (),
+                  allow_privileged: bool = False,
+                  allow_nesting: bool = False) -> Body:
     """The POST /1.0/instances body for a Nova instance.
 
     Nova's identity keys, the flavor's limits, root disk and the security
@@ -189,7 +209,7 @@ def instance_body(instance, flavor, specs, fingerprint, pool, parts=(),
     }
 
 
-def rescue_root(instance, pool_info):
+def rescue_root(instance: 'objects.Instance', pool_info: Body) -> str:
     """The member's path to an instance's root, for its rescue container.
 
     ``pool_info`` is ``[lxd] storage_pool`` as seen on the instance's
@@ -205,7 +225,8 @@ def rescue_root(instance, pool_info):
                                         instance.name)
 
 
-def rescue_body(instance, flavor, fingerprint, pool, root):
+def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
+                fingerprint: str, pool: str, root: str) -> Body:
     """A container from the rescue image with the original root mounted.
 
     ``root``: ``rescue_root``, the original root through the member's own
@@ -230,24 +251,24 @@ def rescue_body(instance, flavor, fingerprint, pool, root):
 # -- resize: the container as LXD has it, changed ----------------------
 
 
-def holds_gpus(found):
+def holds_gpus(found: Body) -> bool:
     """Whether an instance (``GET /1.0/instances/<name>``) has our GPUs."""
     return any(map(constants.is_gpu_device, found['devices']))
 
 
-def _resized_root(found, flavor):
+def _resized_root(found: Body, flavor: 'objects.Flavor') -> dict[str, str]:
     root = dict(found['devices']['root'])
     root.update(root_disk(flavor, root['pool'], flavor.extra_specs))
     return root
 
 
-def resize_patch(found, flavor):
+def resize_patch(found: Body, flavor: 'objects.Flavor') -> Body:
     """The PATCH of ``found`` to ``flavor``: limits, root size, disk I/O."""
     return {'config': limits(flavor),
             'devices': {'root': _resized_root(found, flavor)}}
 
 
-def resized(found, flavor, gpus):
+def resized(found: Body, flavor: 'objects.Flavor', gpus: Part) -> Body:
     """``found`` with ``flavor``'s limits and root disk, and ``gpus``.
 
     ``gpus`` (a Part) replaces the driver's gpu devices and GPU profiles.

@@ -11,8 +11,10 @@ applies the same rules, because flavors created before the validators were
 installed, or through an older microversion, can still hold bad values.
 """
 
+from collections.abc import Mapping
 import dataclasses
 import re
+from typing import Any
 
 from nova.api.validation.extra_specs import base
 from nova import exception
@@ -47,7 +49,7 @@ class _Validator(base.ExtraSpecValidator):
 
     expected: str = ''
 
-    def validate(self, name, value):
+    def validate(self, name: str, value: str) -> None:
         try:
             super().validate(name, value)
         except exception.ValidationError:
@@ -56,7 +58,7 @@ class _Validator(base.ExtraSpecValidator):
                 f"'{value}': {self.expected}.")
 
 
-def _bool(key, description):
+def _bool(key: str, description: str) -> _Validator:
     return _Validator(
         name=f'{NAMESPACE}:{key}',
         description=description,
@@ -138,7 +140,7 @@ VALIDATORS = [
 _BY_NAME = {v.name: v for v in VALIDATORS}
 
 
-def register():
+def register() -> list[_Validator]:
     """Nova's entry point: the validators of the ``lxd:`` namespace."""
     return VALIDATORS
 
@@ -159,15 +161,18 @@ class LXDSpecs:
     nvidia_require_cuda: str | None = None
 
 
-def _cuda_requirement(value):
+def _cuda_requirement(value: str) -> str:
     # LXD copies nvidia.require.cuda verbatim into NVIDIA_REQUIRE_CUDA;
     # libnvidia-container refuses a constraint without the "cuda" name
     # ("invalid expression") and the container would not start.
     match = re.fullmatch(NVIDIA_REQUIRE_CUDA_PATTERN, value)
+    if match is None:       # the validator refused it already
+        raise exception.ValidationError(
+            f"Validation failed; '{value}' is no CUDA version constraint.")
     return f"cuda{match.group('op') or '>='}{match.group('version')}"
 
 
-def lxd_specs(extra_specs):
+def lxd_specs(extra_specs: Mapping[str, Any] | None) -> LXDSpecs:
     """Read the ``lxd:`` keys of a flavor's extra specs.
 
     :param extra_specs: the flavor's extra specs (other namespaces are
@@ -177,7 +182,7 @@ def lxd_specs(extra_specs):
         when the API's validators would refuse it, unknown ``lxd:`` keys
         included: a misspelt security setting must not be ignored silently.
     """
-    fields = {}
+    fields: dict[str, Any] = {}
     for name, value in (extra_specs or {}).items():
         namespace, _, key = name.partition(':')
         if namespace != NAMESPACE:

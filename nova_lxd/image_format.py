@@ -10,12 +10,15 @@ disk_format, which tenants often set wrong.
 """
 
 import bz2
+from collections.abc import Callable
+from collections.abc import Collection
 import datetime
 import gzip
 import io
 import lzma
 import tarfile
 import time
+from typing import Any
 import zlib
 
 from oslo_utils.imageutils import format_inspector
@@ -78,7 +81,8 @@ SQUASHFS_MAGIC = b'hsqs'
 HEAD_SIZE = 64 * 1024
 
 # How to open each compression LXD also reads, by magic.
-COMPRESSIONS = (
+Opener = Callable[..., Any]
+COMPRESSIONS: tuple[tuple[bytes, str, Opener], ...] = (
     (b'\x1f\x8b', 'gzip', gzip.open),
     (b'\xfd7zXZ\x00', 'xz', lzma.open),
     (b'BZh', 'bzip2', bz2.open),
@@ -117,25 +121,30 @@ PROPERTY_MAX_LENGTH = 255
 GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format',
                  'created_at')
 
+# glance_fields(): GLANCE_FIELDS and 'properties' (a dict).
+Meta = dict[str, Any]
+# An LXD image as ``GET /1.0/images?recursion=1`` lists it.
+Image = dict[str, Any]
 
-def alias(image_id):
+
+def alias(image_id: str) -> str:
     """The LXD alias that names a Glance image's LXD image."""
     return constants.GLANCE_IMAGE_PREFIX + image_id
 
 
-def alias_description(meta):
+def alias_description(meta: Meta) -> str:
     """Who the alias is for, readable in "lxc image alias list"."""
     return _clean('Glance image %s' % (meta.get('name') or meta['id']))
 
 
-def not_lxd(image_id, what):
+def not_lxd(image_id: str, what: str) -> Exception:
     """The refusal a tenant reads in the server's fault."""
     return exception.ImageUnacceptable(
         image_id=image_id,
         reason='image is not an LXD image: it is %s; %s' % (what, HINT))
 
 
-def glance_fields(image_meta):
+def glance_fields(image_meta: Any) -> Meta:
     """The Glance fields used here, from an ImageMeta or Glance's dict.
 
     ImageMeta (what spawn gets) keeps only properties Nova knows, so
@@ -149,13 +158,13 @@ def glance_fields(image_meta):
              else None for f in GLANCE_FIELDS}
     props = (image_meta.properties
              if image_meta.obj_attr_is_set('properties') else None)
-    found['properties'] = {
-        k: getattr(props, k) for k in (props.fields if props else ())
+    found['properties'] = {} if props is None else {
+        k: getattr(props, k) for k in props.fields
         if props.obj_attr_is_set(k)}
     return found
 
 
-def preflight(meta):
+def preflight(meta: Meta) -> None:
     """Refuse, from Glance's metadata alone, formats that cannot be LXD's.
 
     Runs before any download: a qcow2 is refused without fetching GBs.
@@ -172,7 +181,7 @@ def preflight(meta):
 # -- sniffing ---------------------------------------------------------
 
 
-def sniff(path, image_id):
+def sniff(path: str, image_id: str) -> str:
     """UNIFIED, ROOTFS_TARBALL or SQUASHFS; ImageUnacceptable otherwise."""
     with open(path, 'rb') as f:
         raw = f.read(HEAD_SIZE)
@@ -194,7 +203,8 @@ def sniff(path, image_id):
         _foreign(head) or 'data that is neither a tar archive nor squashfs'))
 
 
-def _compression(head, image_id):
+def _compression(head: bytes,
+                 image_id: str) -> tuple[Opener | None, str | None]:
     for magic, name, opener in COMPRESSIONS:
         if head.startswith(magic):
             return opener, name
@@ -205,7 +215,7 @@ def _compression(head, image_id):
     return None, None
 
 
-def _inspected(head):
+def _inspected(head: bytes) -> set[str]:
     """Names of the formats oslo.utils' inspector finds in ``head``."""
     wrapper = format_inspector.InspectWrapper(io.BytesIO(head))
     try:
@@ -215,7 +225,7 @@ def _inspected(head):
     return {i.NAME for i in wrapper.formats or ()}
 
 
-def _foreign(head):
+def _foreign(head: bytes) -> str | None:
     """What a file that is no tar archive surely is, or None."""
     found = _inspected(head)
     for name, what in INSPECTED:
@@ -232,19 +242,19 @@ def _foreign(head):
     return None
 
 
-def _is_tar(head):
+def _is_tar(head: bytes) -> bool:
     # POSIX ("ustar\0") and GNU ("ustar  \0") tars.
     return head[257:262] == b'ustar'
 
 
-def _top(name):
+def _top(name: str) -> str:
     """First path component of a tar member ('./etc/x' -> 'etc')."""
     while name.startswith('./'):
         name = name[2:]
     return name.lstrip('/').split('/', 1)[0]
 
 
-def _tar_kind(path, image_id):
+def _tar_kind(path: str, image_id: str) -> str:
     """Read member names until the tar's kind is certain.
 
     Stops early: a multi-GB rootfs is not decompressed twice.
@@ -271,12 +281,14 @@ def _tar_kind(path, image_id):
                   'a root file system (etc/, bin/ or usr/) at its top')
 
 
-def _check_metadata(tar, member, image_id):
+def _check_metadata(tar: tarfile.TarFile, member: tarfile.TarInfo,
+                    image_id: str) -> None:
     """A unified tarball's metadata.yaml must be one LXD can take."""
     if member.size > METADATA_LIMIT:
         raise _bad_metadata(image_id, 'larger than 1 MiB')
     try:
-        metadata = yaml.safe_load(tar.extractfile(member).read())
+        data = tar.extractfile(member)    # None: not a file
+        metadata = yaml.safe_load(data.read() if data else b'')
     except yaml.YAMLError as e:
         raise _bad_metadata(image_id, 'not valid YAML (%s)' % e)
     if not isinstance(metadata, dict):
@@ -286,7 +298,7 @@ def _check_metadata(tar, member, image_id):
                             '(found %r)' % metadata.get('architecture'))
 
 
-def _bad_metadata(image_id, why):
+def _bad_metadata(image_id: str, why: str) -> Exception:
     return exception.ImageUnacceptable(
         image_id=image_id,
         reason='the metadata.yaml of this LXD image is %s' % why)
@@ -295,14 +307,14 @@ def _bad_metadata(image_id, why):
 # -- metadata for rootfs-only images ----------------------------------
 
 
-def lxd_architecture(name):
+def lxd_architecture(name: object) -> str | None:
     """LXD's name for an architecture, or None when LXD has none."""
     name = str(name or '').strip().lower()
     name = ARCHITECTURE_ALIASES.get(name, name)
     return name if name in LXD_ARCHITECTURES else None
 
 
-def architecture(meta, member_arch):
+def architecture(meta: Meta, member_arch: str) -> str:
     """The image's hw_architecture, else the member's, as LXD names it."""
     wanted = meta['properties'].get('hw_architecture')
     if not wanted:
@@ -316,13 +328,13 @@ def architecture(meta, member_arch):
     return found
 
 
-def _clean(value):
+def _clean(value: object) -> str:
     """One line of printable text: LXD shows these in listings."""
     text = ''.join(c if c.isprintable() else ' ' for c in str(value))
     return text.strip()[:PROPERTY_MAX_LENGTH]
 
 
-def lxd_properties(meta):
+def lxd_properties(meta: Meta) -> dict[str, str]:
     """Allowed Glance properties as LXD image properties; nothing else."""
     props = meta['properties']
     found = {}
@@ -333,11 +345,11 @@ def lxd_properties(meta):
     if 'description' not in found and meta.get('name'):
         found['description'] = _clean(meta['name'])
     if 'architecture' in found:
-        found['architecture'] = architecture(meta, None)
+        found['architecture'] = architecture(meta, found['architecture'])
     return found
 
 
-def creation_date(meta):
+def creation_date(meta: Meta) -> int:
     """Glance's created_at as a Unix time; now when Glance has none.
 
     Glance's date keeps generated metadata, hence the LXD fingerprint, the
@@ -353,7 +365,7 @@ def creation_date(meta):
     return int(time.time())
 
 
-def metadata_yaml(meta, member_arch):
+def metadata_yaml(meta: Meta, member_arch: str) -> str:
     """metadata.yaml for an image that has none (rootfs tar, squashfs)."""
     arch = architecture(meta, member_arch)
     properties = lxd_properties(meta)
@@ -364,7 +376,7 @@ def metadata_yaml(meta, member_arch):
                           default_flow_style=False)
 
 
-def metadata_tarball(meta, member_arch):
+def metadata_tarball(meta: Meta, member_arch: str) -> bytes:
     """The metadata tar of a split LXD image, the same bytes every time."""
     content = metadata_yaml(meta, member_arch).encode('utf-8')
     info = tarfile.TarInfo('metadata.yaml')
@@ -380,7 +392,7 @@ def metadata_tarball(meta, member_arch):
 # -- pruning ----------------------------------------------------------
 
 
-def last_used(image):
+def last_used(image: Image) -> datetime.datetime:
     """When an LXD image last served a new instance (else its upload)."""
     used = timeutils.parse_isotime(image['last_used_at'])
     if used.year > 1:
@@ -388,7 +400,7 @@ def last_used(image):
     return timeutils.parse_isotime(image['uploaded_at'])
 
 
-def ours(image):
+def ours(image: Image) -> bool:
     """True when every alias of an LXD image is one of ours.
 
     An image that also carries another alias (an operator's, the test
@@ -399,20 +411,24 @@ def ours(image):
         n.startswith(constants.GLANCE_IMAGE_PREFIX) for n in names)
 
 
-def _unused(image, in_use, now, max_unused_age_seconds):
+def _unused(image: Image, in_use: Collection[str], now: datetime.datetime,
+            max_unused_age_seconds: float) -> bool:
     if image['fingerprint'] in in_use:
         return False
     age = (now - last_used(image)).total_seconds()
     return age >= max_unused_age_seconds
 
 
-def prunable(image, in_use, now, max_unused_age_seconds):
+def prunable(image: Image, in_use: Collection[str], now: datetime.datetime,
+             max_unused_age_seconds: float) -> bool:
     """Ours, used by no instance, and unused for at least the age."""
     return ours(image) and _unused(image, in_use, now,
                                    max_unused_age_seconds)
 
 
-def stale_aliases(image, in_use, now, max_unused_age_seconds):
+def stale_aliases(image: Image, in_use: Collection[str],
+                  now: datetime.datetime,
+                  max_unused_age_seconds: float) -> list[str]:
     """Our aliases on someone else's unused image (found by fingerprint).
 
     The image stays; only the aliases this driver added go.

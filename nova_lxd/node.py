@@ -3,6 +3,8 @@
 From the member's LXD resources (pure).
 """
 
+from typing import Any
+
 from oslo_serialization import jsonutils
 from oslo_utils import units
 from oslo_utils import versionutils
@@ -14,12 +16,13 @@ from nova.objects import fields
 HYPERVISOR_TYPE = fields.HVType.LXD
 
 
-def hypervisor_version(server_version):
+def hypervisor_version(server_version: str) -> int:
     """'5.0.2' -> 5000002, the integer form Nova stores."""
     return versionutils.convert_version_to_int(server_version)
 
 
-def member_capacity(resources, pool_resources):
+def member_capacity(resources: dict[str, Any],
+                    pool_resources: dict[str, Any]) -> dict[str, Any]:
     """Totals and usage of one member.
 
     From ``GET /1.0/resources`` and ``GET /1.0/storage-pools/<p>/resources``.
@@ -36,7 +39,7 @@ def member_capacity(resources, pool_resources):
     }
 
 
-def _cpu_info(resources, arch):
+def _cpu_info(resources: dict[str, Any], arch: str) -> str:
     sockets = resources['cpu'].get('sockets') or [{}]
     first = sockets[0]
     cores = first.get('cores') or []
@@ -51,7 +54,9 @@ def _cpu_info(resources, arch):
     })
 
 
-def available_resource(nodename, node_uuid, resources, capacity, version):
+def available_resource(nodename: str, node_uuid: str,
+                       resources: dict[str, Any], capacity: dict[str, Any],
+                       version: int) -> dict[str, Any]:
     """The dict ComputeDriver.get_available_resource returns."""
     return {
         'uuid': node_uuid,
@@ -72,7 +77,8 @@ def available_resource(nodename, node_uuid, resources, capacity, version):
     }
 
 
-def node_inventory(capacity, ratios, reserved):
+def node_inventory(capacity: dict[str, Any], ratios: dict[str, float],
+                   reserved: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Placement inventory of a member's root provider.
 
     ``ratios`` and ``reserved`` map resource class -> Nova's allocation

@@ -1,5 +1,8 @@
 """LXD instance status -> Nova power state (pure)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from nova.compute import power_state
 
 from nova_lxd import container
@@ -20,16 +23,18 @@ _POWER_STATES = {
 STANDALONE_LOCATIONS = ('', 'none')
 
 
-def power_state_of(status_code):
+def power_state_of(status_code: int) -> int:
     return _POWER_STATES.get(status_code, power_state.NOSTATE)
 
 
-def power_state_from(lxd_state):
+def power_state_from(lxd_state: dict[str, Any]) -> int:
     """The Nova power state of an instance or its state (LXD's dicts)."""
     return power_state_of(lxd_state['status_code'])
 
 
-def nova_containers(lxd_instances, members, clustered):
+def nova_containers(lxd_instances: Iterable[dict[str, Any]],
+                    members: Iterable[str],
+                    clustered: bool) -> dict[str, tuple[str, int]]:
     """{container name: (Nova instance UUID, power state)}.
 
     Of the driver's containers in an instance listing (``GET
@@ -38,13 +43,15 @@ def nova_containers(lxd_instances, members, clustered):
     here = set(members)
     if not clustered:
         here |= set(STANDALONE_LOCATIONS)
-    return {i['name']: (container.instance_uuid(i), power_state_from(i))
-            for i in lxd_instances
-            if container.instance_uuid(i) and
-            i.get('location', '') in here}
+    found = {}
+    for i in lxd_instances:
+        uuid = container.instance_uuid(i)
+        if uuid and i.get('location', '') in here:
+            found[i['name']] = (uuid, power_state_from(i))
+    return found
 
 
-def diagnostics(lxd_state):
+def diagnostics(lxd_state: dict[str, Any]) -> dict[str, Any]:
     """Nova's (legacy, free-form) diagnostics from an LXD instance state.
 
     CPU time in ns, memory in bytes, counters per network interface.

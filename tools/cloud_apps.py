@@ -39,6 +39,14 @@ def nova_api():
     return osapi_compute.application
 
 
+def nova_metadata():
+    # Nova's metadata API, behind Neutron's metadata agent.
+    _setup('nova-metadata', 'NOVA', ['api-paste.ini', 'nova.conf',
+                                     'nova-db.conf'])
+    from nova.wsgi import metadata
+    return metadata.application
+
+
 def glance():
     # Reads glance-api-paste.ini and glance-api.conf of <dir>.
     _setup('glance-api', 'GLANCE', [])

@@ -24,14 +24,28 @@ the name is read from the LXD 6.10 release notes' anchor
 """
 
 import collections
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 import hashlib
 import json
 import re
+from typing import Any
+from typing import TYPE_CHECKING
 
 from nova_lxd import constants
 from nova_lxd.gpu import discovery
+from nova_lxd.gpu import options
 from nova_lxd.gpu import providers
+
+if TYPE_CHECKING:
+    from nova_lxd import extra_specs
+
+# An LXD gpu device, as LXD's JSON gives it and the driver writes it.
+Device = dict[str, str]
 
 EXT_GPU = 'gpu_devices'
 EXT_GPUTYPE = 'gpu_mdev'
@@ -54,8 +68,9 @@ class GPUAssignmentError(Exception):
 class NotEnoughGPUs(GPUAssignmentError):
     """Placement counted units that LXD's containers already hold."""
 
-    def __init__(self, member, provider, model, resource_class, asked,
-                 free, holders):
+    def __init__(self, member: str, provider: str, model: str,
+                 resource_class: str, asked: int, free: int,
+                 holders: Sequence[tuple[str, str]]) -> None:
         self.member, self.provider, self.model = member, provider, model
         self.resource_class, self.asked, self.free = (resource_class,
                                                       asked, free)
@@ -74,7 +89,7 @@ class NotEnoughGPUs(GPUAssignmentError):
 class UnsupportedByLXD(GPUAssignmentError):
     """The LXD server lacks an API extension the container needs."""
 
-    def __init__(self, what, extensions):
+    def __init__(self, what: str, extensions: Iterable[str]) -> None:
         self.extensions = tuple(extensions)
         super().__init__('%s needs the LXD API extension(s) %s, which this '
                          'LXD server does not have'
@@ -83,13 +98,13 @@ class UnsupportedByLXD(GPUAssignmentError):
 
 # -- names -------------------------------------------------------------
 
-def device_map(devices):
+def device_map(devices: Iterable[Mapping[str, str]]) -> dict[str, Device]:
     """[device] -> {'nova-gpu-0': device, ...}, in the given order."""
     return {constants.gpu_device_name(i): dict(d)
             for i, d in enumerate(devices)}
 
 
-def _device_order(name):
+def _device_order(name: str) -> tuple[int, int, str]:
     index = constants.gpu_device_index(name)
     return (0, index, '') if index is not None else (1, 0, name)
 
@@ -108,15 +123,15 @@ class Holding:
     index: int | None = None       # CDI name by NVML index
     drm_id: int | None = None      # id= a DRM card id
     mig_uuid: str | None = None    # a MIG slice ('mig-...', lower)
-    spec: tuple = ()               # the device as LXD has it, sorted items
+    spec: tuple[tuple[str, str], ...] = ()     # the device, sorted items
 
     @property
-    def nova(self):
+    def nova(self) -> bool:
         """Written by the driver: Nova's container, the driver's name."""
         return (self.instance_uuid is not None and
                 constants.is_gpu_device(self.device))
 
-    def config(self):
+    def config(self) -> Device:
         return dict(self.spec)
 
 
@@ -125,26 +140,29 @@ class Ledger:
     """Who holds which card of one member, as LXD's containers say."""
 
     member: str
-    holdings: tuple = ()
+    holdings: tuple[Holding, ...] = ()
     # (container, device, why): gpu devices selecting no single card (no
     # selector, vendorid/productid only, "all"): not counted, reported.
-    wide: tuple = ()
+    wide: tuple[tuple[str, str, str], ...] = ()
 
-    def of_instance(self, instance_uuid):
+    def of_instance(self, instance_uuid: str) -> list[Holding]:
         """The driver's devices of one instance, in their name order."""
         return sorted((h for h in self.holdings
                        if h.nova and h.instance_uuid == instance_uuid),
                       key=lambda h: _device_order(h.device))
 
 
-def _prefixed(uuid, prefix):
+def _prefixed(uuid: str, prefix: str) -> str:
     uuid = uuid.strip().lower()
     return uuid if uuid.startswith(prefix) else prefix + uuid
 
 
-def _cdi_selector(value):
+def _cdi_selector(value: str) -> dict[str, Any] | str:
     """A CDI name -> Holding fields, or the reason it names no card."""
-    vendor, cls, name = _CDI.match(value).groups()
+    found = _CDI.match(value)
+    if found is None:
+        return 'CDI name %s: not vendor/class=name' % value
+    vendor, cls, name = found.groups()
     if vendor != 'nvidia.com':
         return 'CDI name %s: only NVIDIA names are understood' % value
     if name == 'all':
@@ -158,7 +176,7 @@ def _cdi_selector(value):
     return 'CDI name %s: a MIG slice by index, not by UUID' % value
 
 
-def _selector(device):
+def _selector(device: Mapping[str, str]) -> dict[str, Any] | str | None:
     """A gpu device -> Holding fields, or why it names no single card."""
     kind = device.get('gputype', 'physical')
     if kind == 'mig':
@@ -181,12 +199,12 @@ def _selector(device):
     return 'no pci, id or mig.uuid: it grants every matching GPU'
 
 
-def _on_member(instance, member):
+def _on_member(instance: Mapping[str, Any], member: str) -> bool:
     location = instance.get('location')
     return location == member or location in _STANDALONE
 
 
-def ledger(lxd_instances, member):
+def ledger(lxd_instances: Iterable[Mapping[str, Any]], member: str) -> Ledger:
     """LXD's instance list (``GET /1.0/instances?recursion=1``) -> Ledger.
 
     Every container on ``member`` counts, Nova's or not, stopped or
@@ -232,17 +250,18 @@ class _Unit:
 
     card: discovery.GPUCard
     mig: discovery.MigDevice | None = None
-    order: tuple = ()
+    order: tuple[Any, ...] = ()
 
     @property
-    def key(self):
+    def key(self) -> str:
         return self.mig.uuid.lower() if self.mig else self.card.pci_address
 
 
 class _Member:
     """The member's cards, found by any name a gpu device gives them."""
 
-    def __init__(self, member, cards, config):
+    def __init__(self, member: str, cards: Sequence[discovery.GPUCard],
+                 config: options.GpuConfig) -> None:
         self.plans = {p.card.pci_address: p
                       for p in providers.card_plans(member, cards, config)
                       if p.exposed}
@@ -258,7 +277,7 @@ class _Member:
         self.slices = {m.uuid.lower(): (c, m) for c in cards
                        for m in c.mig_devices}
 
-    def card_of(self, holding):
+    def card_of(self, holding: Holding) -> discovery.GPUCard | None:
         if holding.pci:
             return self.by_pci.get(holding.pci)
         if holding.gpu_uuid:
@@ -269,14 +288,14 @@ class _Member:
             return self.by_drm.get(holding.drm_id)
         return None
 
-    def unit_of(self, holding):
+    def unit_of(self, holding: Holding) -> _Unit | None:
         if holding.mig_uuid:
             card, mig = self.slices.get(holding.mig_uuid, (None, None))
             return _Unit(card, mig) if card else None
         card = self.card_of(holding)
         return _Unit(card) if card else None
 
-    def kind_of(self, unit):
+    def kind_of(self, unit: _Unit) -> str | None:
         """The resource class one unit is counted in, or None."""
         plan = self.plans.get(unit.card.pci_address)
         if plan is None:
@@ -291,7 +310,7 @@ class _Member:
             return providers.RC_SHARED
         return None
 
-    def slots(self, card):
+    def slots(self, card: discovery.GPUCard) -> int:
         return dict(self.plans[card.pci_address].units).get(
             providers.RC_SHARED, 1)
 
@@ -299,7 +318,7 @@ class _Member:
 class _Usage:
     """Containers on each card and slice, from the ledger."""
 
-    def __init__(self, member, ledger):
+    def __init__(self, member: _Member, ledger: Ledger) -> None:
         self.cards = collections.defaultdict(set)     # pci -> containers
         self.slices = collections.defaultdict(set)    # mig uuid -> ...
         self.sliced = collections.defaultdict(set)    # pci -> ...
@@ -318,7 +337,8 @@ class _Usage:
                 self.cards[card.pci_address].add(h.container)
                 self.names[card.pci_address].add(h.container)
 
-    def free(self, unit, rc, slots, mine):
+    def free(self, unit: _Unit, rc: str, slots: int,
+             mine: Collection[str]) -> bool:
         """Whether ``unit`` can serve one more unit of ``rc``."""
         pci = unit.card.pci_address
         if self.cards[pci] and rc != providers.RC_SHARED:
@@ -331,7 +351,7 @@ class _Usage:
             return pci not in mine and len(self.cards[pci]) < slots
         return True
 
-    def take(self, unit, container):
+    def take(self, unit: _Unit, container: str) -> None:
         """Count a pick, so later picks of this call see it held."""
         if unit.mig is not None:
             self.slices[unit.key].add(container)
@@ -340,7 +360,7 @@ class _Usage:
             self.cards[unit.card.pci_address].add(container)
 
 
-def _units(member, model, rc):
+def _units(member: _Member, model: str, rc: str) -> list[_Unit]:
     """Every unit of ``rc`` on the cards of ``model``, in a stable order."""
     units = []
     for pci, plan in sorted(member.plans.items()):
@@ -357,12 +377,14 @@ def _units(member, model, rc):
     return units
 
 
-def _node(unit):
+def _node(unit: _Unit) -> tuple[int, int]:
     numa = unit.card.numa_node
     return (1, 0) if numa is None else (0, numa)
 
 
-def _choose(units, count, prefer=(), load=None):
+def _choose(units: Iterable[_Unit], count: int,
+            prefer: Collection[tuple[int, int]] = (),
+            load: Callable[[_Unit], int] | None = None) -> list[_Unit]:
     """``count`` units on one NUMA node if any node has them.
 
     The node chosen is a preferred one (where the instance's other cards
@@ -370,12 +392,13 @@ def _choose(units, count, prefer=(), load=None):
     fewest free units: the best fit leaves fuller nodes for larger
     requests. Otherwise as few nodes as can hold them.
     """
-    by_node = collections.defaultdict(list)
-    order = (lambda u: (load(u), u.order)) if load else (lambda u: u.order)
-    for unit in sorted(units, key=order):
+    by_node: dict[tuple[int, int], list[_Unit]] = collections.defaultdict(
+        list)
+    for unit in sorted(units, key=lambda u: (load(u) if load else 0,
+                                             u.order)):
         by_node[_node(unit)].append(unit)
 
-    def cost(node):
+    def cost(node: tuple[int, int]) -> int:
         return sum(load(u) for u in by_node[node][:count]) if load else 0
 
     fits = [n for n, free in by_node.items() if len(free) >= count]
@@ -383,7 +406,7 @@ def _choose(units, count, prefer=(), load=None):
         node = min(fits, key=lambda n: (n not in prefer, cost(n),
                                         len(by_node[n]), n))
         return by_node[node][:count]
-    chosen = []
+    chosen: list[_Unit] = []
     for node in sorted(by_node, key=lambda n: (n not in prefer,
                                                -len(by_node[n]), n)):
         chosen += by_node[node][:count - len(chosen)]
@@ -396,10 +419,10 @@ def _choose(units, count, prefer=(), load=None):
 class Shapes:
     """How gpu devices are written for one LXD server and one flavor."""
 
-    extensions: frozenset
+    extensions: frozenset[str]
     cdi: bool = False           # NVIDIA cards by CDI name
 
-    def card(self, card):
+    def card(self, card: discovery.GPUCard) -> Device:
         if self.cdi and card.vendor_id == discovery.NVIDIA:
             if not card.nvidia_uuid:
                 raise GPUAssignmentError(
@@ -412,7 +435,8 @@ class Shapes:
             device['gputype'] = 'physical'
         return device
 
-    def slice(self, card, mig):
+    def slice(self, card: discovery.GPUCard,
+              mig: discovery.MigDevice) -> Device:
         missing = [e for e in (EXT_GPUTYPE, EXT_MIG, EXT_MIG_UUID)
                    if e not in self.extensions]
         if missing:
@@ -420,13 +444,14 @@ class Shapes:
         return {'type': 'gpu', 'gputype': 'mig', 'pci': card.pci_address,
                 'mig.uuid': mig.uuid}
 
-    def device(self, unit):
+    def device(self, unit: _Unit) -> Device:
         if unit.mig is not None:
             return self.slice(unit.card, unit.mig)
         return self.card(unit.card)
 
 
-def shapes(api_extensions, nvidia_runtime=False):
+def shapes(api_extensions: Iterable[str],
+           nvidia_runtime: bool = False) -> Shapes:
     """Device shapes for a server (its ``api_extensions``) and a flavor.
 
     NVIDIA cards get CDI names where the server has ``gpu_cdi`` and the
@@ -443,7 +468,10 @@ def shapes(api_extensions, nvidia_runtime=False):
 
 # -- the choice --------------------------------------------------------
 
-def _requests(allocations, providers_by_uuid, member, plans):
+def _requests(allocations: Mapping[str, Any] | None,
+              providers_by_uuid: Mapping[str, str], member: str,
+              plans: Mapping[str, providers.CardPlan]
+              ) -> list[tuple[str, str, str, int]]:
     """Allocations -> [(provider name, model, rc, amount)] of GPU classes."""
     models = {p.provider: p.card.model for p in plans.values()}
     wanted = []
@@ -466,21 +494,26 @@ def _requests(allocations, providers_by_uuid, member, plans):
     return wanted
 
 
-def holders(member, cards, config, ledger):
+def holders(member: str, cards: Sequence[discovery.GPUCard],
+            config: options.GpuConfig, ledger: Ledger) -> dict[str, list[str]]:
     """{pci: containers holding the card or one of its slices} (sorted)."""
     usage = _Usage(_Member(member, cards, config), ledger)
     return {pci: sorted(names) for pci, names in usage.names.items()
             if names}
 
 
-def _holders(usage, member, model):
+def _holders(usage: _Usage, member: _Member,
+             model: str) -> list[tuple[str, str]]:
     return sorted((container, pci) for pci, plan in member.plans.items()
                   if plan.card.model == model
                   for container in usage.names[pci])
 
 
-def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
-           member, instance_uuid, config, device_shapes):
+def assign(cards: Sequence[discovery.GPUCard],
+           allocations_for_instance: Mapping[str, Any] | None,
+           providers_by_uuid: Mapping[str, str], ledger: Ledger,
+           member: str, instance_uuid: str, config: options.GpuConfig,
+           device_shapes: Shapes) -> list[Device]:
     """The gpu devices of one instance's container on ``member``.
 
     :param cards: the member's GPUCards (``discovery.enrich``-ed: MIG
@@ -501,7 +534,8 @@ def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
     usage = _Usage(where, ledger)
     held = ledger.of_instance(instance_uuid)
     mine = {u.card.pci_address for u in map(where.unit_of, held) if u}
-    kept, new = [], []
+    kept: list[Holding] = []
+    new: list[Device] = []
     for provider, model, rc, amount in _requests(
             allocations_for_instance, providers_by_uuid, member,
             where.plans):
@@ -521,9 +555,11 @@ def assign(cards, allocations_for_instance, providers_by_uuid, ledger,
     return [h.config() for h in kept] + new
 
 
-def _reuse(where, held, taken, model, rc, amount):
+def _reuse(where: _Member, held: Iterable[Holding],
+           taken: Collection[Holding], model: str, rc: str,
+           amount: int) -> list[tuple[Holding, _Unit]]:
     """[(holding, unit)]: what the instance holds already for ``rc``."""
-    found = []
+    found: list[tuple[Holding, _Unit]] = []
     for h in held:
         unit = where.unit_of(h)
         if (len(found) < amount and h not in taken and unit is not None and
@@ -532,13 +568,15 @@ def _reuse(where, held, taken, model, rc, amount):
     return found
 
 
-def _free(where, usage, mine, model, rc):
+def _free(where: _Member, usage: _Usage, mine: Collection[str], model: str,
+          rc: str) -> list[_Unit]:
     slots = where.slots if rc == providers.RC_SHARED else (lambda c: 1)
     return [u for u in _units(where, model, rc)
             if u.card.healthy and usage.free(u, rc, slots(u.card), mine)]
 
 
-def _pick(where, usage, mine, model, rc, need, reused):
+def _pick(where: _Member, usage: _Usage, mine: Collection[str], model: str,
+          rc: str, need: int, reused: Iterable[_Unit]) -> list[_Unit] | None:
     """``need`` more free units near ``reused``; None if too few."""
     if need <= 0:
         return []
@@ -552,7 +590,9 @@ def _pick(where, usage, mine, model, rc, need, reused):
 
 # -- NVIDIA libraries: instance config, profiles -----------------------
 
-def nvidia_config(specs, api_extensions, mig=False):
+def nvidia_config(specs: 'extra_specs.LXDSpecs',
+                  api_extensions: Iterable[str],
+                  mig: bool = False) -> dict[str, str]:
     """``lxd:nvidia_*`` specs -> LXD instance config keys.
 
     Where the devices are CDI names (see ``shapes``) LXD injects the
@@ -573,9 +613,9 @@ def nvidia_config(specs, api_extensions, mig=False):
         raise UnsupportedByLXD('MIG slices' if mig else 'lxd:nvidia_runtime',
                                [EXT_NVIDIA_RUNTIME])
     config = {'nvidia.runtime': 'true'}
-    extra = {'nvidia.driver.capabilities': specs.nvidia_driver_capabilities,
-             'nvidia.require.cuda': specs.nvidia_require_cuda}
-    extra = {k: v for k, v in extra.items() if v}
+    wanted = {'nvidia.driver.capabilities': specs.nvidia_driver_capabilities,
+              'nvidia.require.cuda': specs.nvidia_require_cuda}
+    extra = {k: v for k, v in wanted.items() if v}
     if extra and EXT_NVIDIA_CONFIG not in extensions:
         raise UnsupportedByLXD(', '.join(sorted(extra)),
                                [EXT_NVIDIA_CONFIG])
@@ -583,7 +623,7 @@ def nvidia_config(specs, api_extensions, mig=False):
     return config
 
 
-def profile_name(config):
+def profile_name(config: Mapping[str, str]) -> str | None:
     """The driver's LXD profile for these settings; None when empty.
 
     Named from the settings themselves, so instances with equal settings
@@ -596,7 +636,7 @@ def profile_name(config):
             hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
-def profile_body(config):
+def profile_body(config: Mapping[str, str]) -> dict[str, Any]:
     """``POST /1.0/profiles`` body for ``config``."""
     return {'name': profile_name(config),
             'description': 'nova-lxd: NVIDIA library settings, shared by '
@@ -605,17 +645,19 @@ def profile_body(config):
 
 
 _REQUIREMENT = re.compile(r'^cuda(>=|<=|!=|=|<|>)(\d+(?:\.\d+){0,2})$')
-_COMPARE = {'>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
-            '!=': lambda a, b: a != b, '=': lambda a, b: a == b,
-            '<': lambda a, b: a < b, '>': lambda a, b: a > b}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    '>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
+    '!=': lambda a, b: a != b, '=': lambda a, b: a == b,
+    '<': lambda a, b: a < b, '>': lambda a, b: a > b}
 
 
-def _version(text):
+def _version(text: str) -> tuple[int, ...]:
     parts = [int(p) for p in text.split('.')][:3]
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def cuda_problem(requirement, cards):
+def cuda_problem(requirement: str | None,
+                 cards: Iterable[discovery.GPUCard]) -> str | None:
     """Why the member's NVIDIA driver misses ``requirement``, or None.
 
     ``requirement``: LXDSpecs.nvidia_require_cuda (``cuda>=12.0``). For

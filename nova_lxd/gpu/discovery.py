@@ -7,9 +7,12 @@ knows nothing of GPU memory, MIG or health: those come from NVML on the
 member's host and are merged by PCI address (``enrich``).
 """
 
+from collections.abc import Iterable
+from collections.abc import Mapping
 import dataclasses
 import json
 import re
+from typing import Any
 
 NVIDIA, AMD, INTEL = '10de', '1002', '8086'
 # Vendors whose cards are exposed when the operator lists none.
@@ -32,7 +35,7 @@ class GPUDataError(ValueError):
     """The GPU data is not what LXD or NVML documents; names the field."""
 
 
-def normalize_pci(address):
+def normalize_pci(address: object) -> str:
     """'00000000:01:00.0' (NVML) or '01:00.0' -> '0000:01:00.0' (LXD).
 
     NVML and nvidia-container-cli write the domain with 8 digits, LXD and
@@ -68,9 +71,9 @@ class NvmlFacts:
     memory_mib: int | None = None
     compute_capability: str | None = None   # '8.0'
     mig_enabled: bool | None = None          # None: card has no MIG
-    mig_devices: tuple = ()
+    mig_devices: tuple[MigDevice, ...] = ()
     # Why the card must not be given out; empty: healthy.
-    health: tuple = ()
+    health: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +93,8 @@ class GPUCard:
     render_name: str | None = None     # renderD128
     sriov_vfs: int = 0                 # current virtual functions
     sriov_max_vfs: int = 0
-    vf_addresses: tuple = ()
-    mdev_types: tuple = ()
+    vf_addresses: tuple[str, ...] = ()
+    mdev_types: tuple[str, ...] = ()
     nvidia_uuid: str | None = None
     nvidia_model: str | None = None
     nvidia_brand: str | None = None
@@ -103,17 +106,17 @@ class GPUCard:
     # From NVML (enrich); None where unknown.
     memory_mib: int | None = None
     mig_enabled: bool | None = None
-    mig_devices: tuple = ()
+    mig_devices: tuple[MigDevice, ...] = ()
     nvml_seen: bool = False
-    health: tuple = ()                 # reasons; empty: healthy
+    health: tuple[str, ...] = ()       # reasons; empty: healthy
 
     @property
-    def model(self):
+    def model(self) -> str:
         """'10de:2335': cards of one model share one provider."""
         return '%s:%s' % (self.vendor_id, self.product_id)
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The model's readable name, stable across driver versions.
 
         The bracketed part of the PCI product name ('TU102 [GeForce RTX
@@ -130,7 +133,7 @@ class GPUCard:
         return ''
 
     @property
-    def healthy(self):
+    def healthy(self) -> bool:
         return not self.health
 
 
@@ -147,11 +150,11 @@ class SkippedCard:
 
 @dataclasses.dataclass(frozen=True)
 class Discovery:
-    cards: tuple
-    skipped: tuple
+    cards: tuple[GPUCard, ...]
+    skipped: tuple[SkippedCard, ...]
 
 
-def _gpu_section(resources):
+def _gpu_section(resources: object) -> list[Any]:
     if isinstance(resources, (str, bytes)):
         try:
             resources = json.loads(resources)
@@ -180,7 +183,8 @@ class _Malformed(Exception):
     pass
 
 
-def _get(obj, key, kind, where, default=None):
+def _get(obj: Mapping[str, Any], key: str, kind: type, where: str,
+         default: Any = None) -> Any:
     value = obj.get(key)
     if value is None:
         return default
@@ -195,7 +199,7 @@ _KIND_NAMES = {str: 'a string', int: 'an integer', dict: 'an object',
                list: 'a list'}
 
 
-def _hex_id(raw, key, where):
+def _hex_id(raw: Mapping[str, Any], key: str, where: str) -> str | None:
     value = _get(raw, key, str, where)
     if value is None:
         return None
@@ -208,14 +212,14 @@ def _hex_id(raw, key, where):
     return value
 
 
-def _describe(raw):
+def _describe(raw: object) -> str:
     if not isinstance(raw, dict):
         return repr(raw)[:60]
     return ' '.join(str(raw.get(k)) for k in ('vendor', 'product')
                     if raw.get(k)) or str(raw.get('driver') or 'unknown')
 
 
-def _unpassable(card, has_nvidia):
+def _unpassable(card: GPUCard, has_nvidia: bool) -> str | None:
     """Why a well-formed card cannot go to a container, or None."""
     if card.vendor_id in _VIRTUAL_VENDORS or card.driver in _VIRTUAL_DRIVERS:
         return ('emulated display device of a virtual machine (%s), not a '
@@ -230,7 +234,7 @@ def _unpassable(card, has_nvidia):
     return None
 
 
-def _card(raw, where):
+def _card(raw: object, where: str) -> tuple[GPUCard | None, str | None]:
     """One LXD card -> (GPUCard, None) or (None, reason)."""
     if not isinstance(raw, dict):
         raise _Malformed('%s is %r, expected an object' % (where, raw))
@@ -289,7 +293,7 @@ def _card(raw, where):
     return (None, reason) if reason else (card, None)
 
 
-def discover(resources):
+def discover(resources: object) -> Discovery:
     """LXD resources -> Discovery(cards, skipped).
 
     ``resources``: the ``GET /1.0/resources`` answer or its ``gpu`` object
@@ -297,7 +301,9 @@ def discover(resources):
     so one odd card does not hide the others; a malformed section raises
     GPUDataError.
     """
-    cards, skipped, seen = [], [], set()
+    cards: list[GPUCard] = []
+    skipped: list[SkippedCard] = []
+    seen: set[str] = set()
     for i, raw in enumerate(_gpu_section(resources)):
         where = 'gpu.cards[%d]' % i
         try:
@@ -312,23 +318,24 @@ def discover(resources):
                 pci_address=_text_or_none(get('pci_address')),
                 vendor_id=_text_or_none(get('vendor_id')),
                 product_id=_text_or_none(get('product_id')),
-                description=_describe(raw), reason=reason))
+                description=_describe(raw), reason=reason or 'unknown'))
             continue
         seen.add(card.pci_address)
         cards.append(card)
     return Discovery(tuple(cards), tuple(skipped))
 
 
-def _text_or_none(value):
+def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def cards(resources):
+def cards(resources: object) -> list[GPUCard]:
     """The cards of a member a container could be given."""
     return list(discover(resources).cards)
 
 
-def enrich(cards, nvml_facts):
+def enrich(cards: Iterable[GPUCard],
+           nvml_facts: Mapping[str, NvmlFacts] | None) -> list[GPUCard]:
     """Cards + NVML facts (normalised PCI address -> NvmlFacts).
 
     ``nvml_facts`` None: NVML is not there (not an NVIDIA host, or facts of

@@ -7,8 +7,11 @@ GpuConfig and refuses, naming the option, what it does not understand:
 a typo must not silently put cards in the wrong mode.
 """
 
+from collections.abc import Iterable
+from collections.abc import Iterator
 import dataclasses
 import re
+from typing import Any
 
 import os_traits
 from oslo_config import cfg
@@ -51,9 +54,10 @@ gpu_opts = [
         help='Extra traits for the GPU providers, as selector=TRAIT entries, '
              'several traits joined with "+". Selector: a vendor:product '
              'model or "*"; traits are per model because one provider holds '
-             'all cards of a model. A trait is a CUSTOM_ name or a standard '
-             'os-traits name. The driver removes traits prefixed CUSTOM_GPU_ '
-             'when they leave this option; others, once set, stay until '
+             'all cards of a model. A trait is a custom one (its name starts '
+             'with CUSTOM) or a standard os-traits name. The driver removes '
+             'traits whose names start with CUSTOM_GPU when they leave this '
+             'option; others, once set, stay until '
              'removed with "openstack resource provider trait set". '
              'Example: gpu_traits = 10de:2335=CUSTOM_GPU_NVLINK+CUSTOM_TEAM_A,'
              '*=CUSTOM_RACK_7'),
@@ -66,7 +70,7 @@ _TRAIT = re.compile(r'^[A-Z0-9_]{1,255}$')
 class GpuConfigError(ValueError):
     """An option value the driver does not understand; names the option."""
 
-    def __init__(self, option, message):
+    def __init__(self, option: str, message: str) -> None:
         self.option = option
         super().__init__('[%s] %s: %s' % (GROUP, option, message))
 
@@ -76,14 +80,14 @@ class Mode:
     kind: str = 'whole'     # 'whole' | 'shared' | 'mig'
     slots: int = 1
 
-    def __str__(self):
+    def __str__(self) -> str:
         return 'shared:%d' % self.slots if self.kind == 'shared' else self.kind
 
 
 WHOLE = Mode()
 
 
-def _selector(option, text, allow_pci=True):
+def _selector(option: str, text: str, allow_pci: bool = True) -> str:
     """'*', '10de:2335' or a PCI address (normalised)."""
     text = text.strip().lower()
     if text == ALL or _MODEL.match(text):
@@ -103,7 +107,8 @@ def _selector(option, text, allow_pci=True):
     raise GpuConfigError(option, '%r is not %s' % (text, wanted))
 
 
-def _pairs(option, entries):
+def _pairs(option: str,
+           entries: Iterable[str]) -> Iterator[tuple[str, str, str]]:
     for entry in entries:
         if not entry.strip():
             continue
@@ -113,7 +118,7 @@ def _pairs(option, entries):
         yield entry, key, value.strip()
 
 
-def _mode(option, entry, text):
+def _mode(option: str, entry: str, text: str) -> Mode:
     kind, _, slots = text.lower().partition(':')
     if kind in ('whole', 'mig') and not slots:
         return Mode(kind)
@@ -127,7 +132,7 @@ def _mode(option, entry, text):
                                  'or mig' % entry)
 
 
-def _traits(option, entry, text):
+def _traits(option: str, entry: str, text: str) -> frozenset[str]:
     traits = set()
     for trait in text.split('+'):
         trait = trait.strip()
@@ -142,10 +147,10 @@ def _traits(option, entry, text):
     return frozenset(traits)
 
 
-_STANDARD = []
+_STANDARD: list[frozenset[str]] = []
 
 
-def _standard():
+def _standard() -> frozenset[str]:
     if not _STANDARD:
         _STANDARD.append(frozenset(os_traits.get_traits()))
     return _STANDARD[0]
@@ -153,45 +158,46 @@ def _standard():
 
 @dataclasses.dataclass(frozen=True)
 class GpuConfig:
-    """What the operator asked, ready for the inventory."""
+    """What the operator asked, ready for the providers."""
 
-    devices: frozenset = frozenset([ALL])
-    modes: tuple = ()           # ((selector, Mode), ...)
-    traits: tuple = ()          # ((selector, frozenset), ...)
+    devices: frozenset[str] = frozenset([ALL])
+    modes: tuple[tuple[str, Mode], ...] = ()
+    traits: tuple[tuple[str, frozenset[str]], ...] = ()
 
-    def listed(self, card):
+    def listed(self, card: discovery.GPUCard) -> bool:
         """Whether the operator named the card (its address or model)."""
         return bool({card.pci_address, card.model} & self.devices)
 
-    def exposes_all(self):
+    def exposes_all(self) -> bool:
         return ALL in self.devices
 
-    def mode_of(self, card):
+    def mode_of(self, card: discovery.GPUCard) -> Mode:
         modes = dict(self.modes)
         for key in (card.pci_address, card.model, ALL):
             if key in modes:
                 return modes[key]
         return WHOLE
 
-    def traits_of(self, model):
-        found = frozenset()
+    def traits_of(self, model: str) -> frozenset[str]:
+        found: frozenset[str] = frozenset()
         for key, traits in self.traits:
             if key in (model, ALL):
                 found |= traits
         return found
 
 
-def parse(devices=(ALL,), modes=(), traits=()):
+def parse(devices: Iterable[str] = (ALL,), modes: Iterable[str] = (),
+          traits: Iterable[str] = ()) -> GpuConfig:
     """Option values (lists of strings) -> GpuConfig, or GpuConfigError."""
     selected = frozenset(_selector('gpu_devices', d) for d in devices
                          if d.strip())
-    parsed_modes = {}
+    parsed_modes: dict[str, Mode] = {}
     for entry, key, value in _pairs('gpu_modes', modes):
         key = _selector('gpu_modes', key)
         if key in parsed_modes:
             raise GpuConfigError('gpu_modes', '%s is given twice' % key)
         parsed_modes[key] = _mode('gpu_modes', entry, value)
-    parsed_traits = {}
+    parsed_traits: dict[str, frozenset[str]] = {}
     for entry, key, value in _pairs('gpu_traits', traits):
         key = _selector('gpu_traits', key, allow_pci=False)
         parsed_traits[key] = (parsed_traits.get(key, frozenset()) |
@@ -201,7 +207,7 @@ def parse(devices=(ALL,), modes=(), traits=()):
                      traits=tuple(sorted(parsed_traits.items())))
 
 
-def from_conf(conf):
+def from_conf(conf: Any) -> GpuConfig:
     """GpuConfig from nova.conf (``conf.lxd``), or GpuConfigError."""
     group = getattr(conf, GROUP)
     return parse(group.gpu_devices, group.gpu_modes, group.gpu_traits)

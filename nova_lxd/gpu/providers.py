@@ -8,9 +8,14 @@ writes that into Nova's ProviderTree, never shrinking what allocations may
 still hold, and touching only what the driver owns.
 """
 
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 import math
 import re
+from typing import Any
 
 import os_resource_classes as orc
 import os_traits
@@ -20,6 +25,13 @@ from nova_lxd.gpu import discovery
 from nova_lxd.gpu import options
 
 LOG = logging.getLogger(__name__)
+
+# Placement's records, as Nova's ProviderTree holds them.
+Inventory = dict[str, dict[str, Any]]
+# (provider name, resource class) -> amount allocated; None: unknown.
+UsedOf = Callable[[str, str], int | None]
+# Provider UUID -> {resource class: amount allocated}; None: unknown.
+PlacementUsage = Callable[[str], Mapping[str, int] | None]
 
 RC_WHOLE = orc.PGPU
 # Time-sliced cards: one class for every shared card; the provider (one per
@@ -42,20 +54,20 @@ _MEMORY_SIZES_GIB = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 16, 20, 24, 32, 40,
                      44, 48, 64, 80, 94, 96, 128, 141, 180, 192, 256, 288)
 
 
-def mig_resource_class(profile):
+def mig_resource_class(profile: str) -> str:
     """'1g.10gb' -> 'CUSTOM_MIG_1G_10GB'."""
     return orc.normalize_name('MIG_' + profile)
 
 
-def provider_name(member, vendor_id, product_id):
+def provider_name(member: str, vendor_id: str, product_id: str) -> str:
     return '%s_gpu_%s_%s' % (member, vendor_id, product_id)
 
 
-def _trait_part(text):
+def _trait_part(text: str) -> str:
     return re.sub('[^0-9A-Z]+', '_', text.upper()).strip('_')
 
 
-def memory_trait(memory_mib):
+def memory_trait(memory_mib: int) -> str:
     """81559 MiB -> CUSTOM_GPU_MEMORY_80GB (nearest nominal size)."""
     gib = memory_mib / 1024
     size = min(_MEMORY_SIZES_GIB, key=lambda s: abs(gib - s) / s)
@@ -68,7 +80,7 @@ _STANDARD_CC = frozenset(t for t in os_traits.get_traits()
                          if t.startswith(_CUDA_CC))
 
 
-def compute_capability_trait(capability):
+def compute_capability_trait(capability: str) -> str:
     """'6.1' -> the os-traits name; '9.0' (not in os-traits) -> custom."""
     major, _, minor = capability.partition('.')
     suffix = 'V%s_%s' % (major, minor or '0')
@@ -77,14 +89,14 @@ def compute_capability_trait(capability):
     return _CUSTOM_CUDA_CC + suffix
 
 
-def _capability_key(text):
+def _capability_key(text: str) -> tuple[float, ...]:
     try:
         return tuple(int(p) for p in text.split('.'))
     except ValueError:
         return (math.inf,)
 
 
-def model_traits(cards):
+def model_traits(cards: Sequence[discovery.GPUCard]) -> set[str]:
     """Traits true of every card of one model."""
     first = cards[0]
     vendor, product = first.vendor_id.upper(), first.product_id.upper()
@@ -114,8 +126,8 @@ class CardPlan:
     reason: str = ''            # why not exposed
     mode: str = ''
     provider: str = ''
-    units: tuple = ()           # ((resource class, amount), ...)
-    notes: tuple = ()
+    units: tuple[tuple[str, int], ...] = ()     # (resource class, amount)
+    notes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,16 +144,16 @@ class ProviderSpec:
     name: str
     model: str                  # '10de:2335'
     model_name: str
-    inventory: tuple            # ((resource class, Units), ...), sorted
-    traits: frozenset
-    cards: tuple                # PCI addresses
+    inventory: tuple[tuple[str, Units], ...]    # by resource class
+    traits: frozenset[str]
+    cards: tuple[str, ...]                      # PCI addresses
 
     @property
-    def units(self):
+    def units(self) -> dict[str, Units]:
         return dict(self.inventory)
 
 
-def _mig_units(card):
+def _mig_units(card: discovery.GPUCard) -> tuple[dict[str, int] | None, str]:
     if card.vendor_id != discovery.NVIDIA:
         return None, 'MIG is an NVIDIA feature; give this card another mode'
     if card.mig_enabled is None and not card.nvml_seen:
@@ -153,14 +165,15 @@ def _mig_units(card):
     if not card.mig_devices:
         return {}, ('MIG is enabled but no slices exist: create them with '
                     'nvidia-smi mig -cgi <profiles> -C')
-    units = {}
+    units: dict[str, int] = {}
     for mig in card.mig_devices:
         rc = mig_resource_class(mig.profile)
         units[rc] = units.get(rc, 0) + 1
     return units, ''
 
 
-def _plan(member, card, config):
+def _plan(member: str, card: discovery.GPUCard,
+          config: options.GpuConfig) -> CardPlan:
     if not config.listed(card):
         if not config.exposes_all():
             return CardPlan(card, False, 'not named in [lxd] gpu_devices')
@@ -191,12 +204,16 @@ def _plan(member, card, config):
                     units=tuple(sorted(units.items())), notes=tuple(notes))
 
 
-def card_plans(member, cards, config=options.DEFAULT):
+def card_plans(member: str, cards: Iterable[discovery.GPUCard],
+               config: options.GpuConfig = options.DEFAULT) -> list[CardPlan]:
     """Each card: exposed or not (and why), mode, provider, units."""
     return [_plan(member, card, config) for card in cards]
 
 
-def gpu_providers(member, cards, config=options.DEFAULT, plans=None):
+def gpu_providers(member: str, cards: Iterable[discovery.GPUCard],
+                  config: options.GpuConfig = options.DEFAULT,
+                  plans: Iterable[CardPlan] | None = None
+                  ) -> list[ProviderSpec]:
     """Cards of one member -> [ProviderSpec], one per exposed GPU model.
 
     Whole cards count one PGPU each, a shared card its slots of
@@ -207,13 +224,15 @@ def gpu_providers(member, cards, config=options.DEFAULT, plans=None):
     """
     if plans is None:
         plans = card_plans(member, cards, config)
-    by_model = {}
+    by_model: dict[str, list[CardPlan]] = {}
     for plan in plans:
         if plan.exposed:
             by_model.setdefault(plan.card.model, []).append(plan)
     specs = []
     for model, group in sorted(by_model.items()):
-        totals, sick, shared_cards = {}, {}, 0
+        totals: dict[str, int] = {}
+        sick: dict[str, int] = {}
+        shared_cards = 0
         for plan in group:
             for rc, amount in plan.units:
                 totals[rc] = totals.get(rc, 0) + amount
@@ -240,10 +259,10 @@ def gpu_providers(member, cards, config=options.DEFAULT, plans=None):
 
 # -- applying to Nova's ProviderTree -----------------------------------
 
-_said = {}
+_said: dict[object, str] = {}
 
 
-def _say(key, message, *args):
+def _say(key: object, message: str, *args: object) -> None:
     """Warn once per state: update_provider_tree runs every minute."""
     text = message % args
     if _said.get(key) != text:
@@ -251,11 +270,14 @@ def _say(key, message, *args):
         LOG.warning(text)
 
 
-def _owned(trait):
+def _owned(trait: str) -> bool:
     return trait.startswith(TRAIT_PREFIX) or trait.startswith(_CUDA_CC)
 
 
-def _usage(allocations, usage, uuids, placement_usage=None):
+def _usage(allocations: Mapping[str, Any] | None,
+           usage: Mapping[str, Mapping[str, int]] | None,
+           uuids: Mapping[str, str],
+           placement_usage: PlacementUsage | None = None) -> UsedOf:
     """(provider name, rc) -> amount allocated, or None when unknown.
 
     In this order: ``usage`` ({provider name: {rc: amount}}); the
@@ -269,16 +291,18 @@ def _usage(allocations, usage, uuids, placement_usage=None):
     if allocations is None:
         if placement_usage is None:
             return lambda name, rc: None
-        asked = {}
+        asked: dict[str, Mapping[str, int] | None] = {}
 
-        def used_of(name, rc):
+        def used_of(name: str, rc: str) -> int | None:
             uuid = uuids.get(name)
+            if uuid is None:
+                return None
             if uuid not in asked:
                 asked[uuid] = placement_usage(uuid)
             found = asked[uuid]
             return None if found is None else found.get(rc, 0)
         return used_of
-    used = {}
+    used: dict[tuple[str | None, str], int] = {}
     for consumer in allocations.values():
         for rp_uuid, alloc in (consumer.get('allocations') or {}).items():
             for rc, amount in (alloc.get('resources') or {}).items():
@@ -286,15 +310,18 @@ def _usage(allocations, usage, uuids, placement_usage=None):
     return lambda name, rc: used.get((uuids.get(name), rc), 0)
 
 
-def _record(total, reserved, max_unit):
+def _record(total: int, reserved: int, max_unit: int) -> dict[str, Any]:
     return {'total': total, 'reserved': min(reserved, total),
             'min_unit': 1, 'max_unit': max(1, min(max_unit, total)),
             'step_size': 1, 'allocation_ratio': 1.0}
 
 
-def _inventory(name, units, old_inventory, used_of):
+def _inventory(name: str, units: Mapping[str, Units],
+               old_inventory: Inventory,
+               used_of: UsedOf) -> tuple[Inventory, bool]:
     """-> (inventory dict, whether units were kept for allocations)."""
-    inventory, kept = {}, False
+    inventory: Inventory = {}
+    kept = False
     for rc in sorted(set(units) | set(old_inventory)):
         want = units.get(rc) or Units(0, 0, 0)
         old = old_inventory.get(rc) or {}
@@ -322,7 +349,7 @@ def _inventory(name, units, old_inventory, used_of):
     return inventory, kept
 
 
-def _gpu_children(provider_tree, nodename):
+def _gpu_children(provider_tree: Any, nodename: str) -> dict[str, Any]:
     prefix = nodename + '_gpu_'
     uuids = provider_tree.get_provider_uuids(nodename)
     found = {}
@@ -333,8 +360,11 @@ def _gpu_children(provider_tree, nodename):
     return found
 
 
-def update_provider_tree(provider_tree, nodename, specs, allocations=None,
-                         usage=None, placement_usage=None):
+def update_provider_tree(
+        provider_tree: Any, nodename: str, specs: Iterable[ProviderSpec],
+        allocations: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Mapping[str, int]] | None = None,
+        placement_usage: PlacementUsage | None = None) -> None:
     """Make the GPU child providers of ``nodename`` match ``specs``.
 
     Adds a provider per spec, sets its inventory and traits. Never lowers a
@@ -382,7 +412,7 @@ def update_provider_tree(provider_tree, nodename, specs, allocations=None,
             name, (set(old.traits) - {TRAIT_UNHEALTHY}) | {TRAIT_MISSING})
 
 
-def is_gpu_class(resource_class):
+def is_gpu_class(resource_class: str) -> bool:
     """True for the resource classes of this driver's GPU providers."""
     return resource_class in (RC_WHOLE, RC_SHARED) or (
         resource_class.startswith(MIG_RC_PREFIX))

@@ -17,6 +17,7 @@ operation and the translation of LXD's errors are written once, here.
 """
 
 import contextlib
+from email import utils as email_utils
 import os
 import time
 from urllib import parse
@@ -98,10 +99,16 @@ class LXD(object):
 
     ``conf`` is the ``[lxd]`` option group. Connecting checks the endpoint,
     the certificates, the project and the storage pool, and raises
-    InvalidConfiguration naming the option to fix.
+    InvalidConfiguration naming the option to fix (nova-lxd-status runs
+    each check on its own).
     """
 
-    def __init__(self, conf):
+    def __init__(self, conf, verify=True):
+        """Connect; with ``verify``, also check trust, project and pool.
+
+        Connecting fails (InvalidConfiguration) when LXD cannot be reached
+        or presents a certificate other than ``server_cert``.
+        """
         self.conf = conf
         if conf.endpoint and conf.endpoint.startswith('https://'):
             endpoint = conf.endpoint
@@ -118,15 +125,26 @@ class LXD(object):
         except pylxd_exc.ClientConnectionFailed as e:
             raise _connect_error(endpoint, conf, e)
         self.info = self._client.host_info
+        if verify:
+            self.check_trusted()
+            self.check_project()
+            self.check_pool()
+
+    def check_trusted(self):
+        """Raise InvalidConfiguration unless LXD trusts this client."""
         if self.info.get('auth') != 'trusted':
             raise errors.bad_config(
                 'LXD at %(endpoint)s does not trust this client\'s '
                 'certificate ([lxd] client_cert %(cert)s). Trust it on a '
                 'cluster member: lxc config trust add %(cert)s'
-                % {'endpoint': endpoint, 'cert': conf.client_cert})
-        self._check('projects', conf.project, 'project',
-                    'lxc project create %s' % conf.project)
-        self._check('storage_pools', conf.storage_pool, 'storage_pool',
+                % {'endpoint': self.endpoint, 'cert': self.conf.client_cert})
+
+    def check_project(self):
+        self._check('projects', self.conf.project, 'project',
+                    'lxc project create %s' % self.conf.project)
+
+    def check_pool(self):
+        self._check('storage_pools', self.conf.storage_pool, 'storage_pool',
                     'lxc storage list')
 
     def _check(self, collection, name, option, hint):
@@ -187,6 +205,47 @@ class LXD(object):
         found = self._get(self._client.api.cluster.members,
                           params={'recursion': 1})
         return {m['server_name']: m['status'] for m in found}
+
+    def member_urls(self):
+        """{member name: its own HTTPS address}; empty when standalone."""
+        if not self.clustered:
+            return {}
+        found = self._get(self._client.api.cluster.members,
+                          params={'recursion': 1})
+        return {m['server_name']: m['url'] for m in found}
+
+    def server_date(self, url=None):
+        """LXD's clock and this host's, as (LXD's Date, this host's time).
+
+        Both in epoch seconds; this host's time is the middle of the
+        request, LXD's has the Date header's one-second resolution.
+        ``url``: another member's own address (``member_urls``), asked over
+        this connection's HTTPS session (the cluster certificate is the
+        same on every member); None: the endpoint itself.
+        """
+        before = time.time()
+        if url is None:
+            response = self._request('get', self._client.api)
+        else:
+            if not self.endpoint.startswith('https://'):
+                raise errors.LXDError(
+                    reason='members are asked at their own address over '
+                           'HTTPS only; [lxd] endpoint is %s' % self.endpoint)
+            try:
+                response = self.session.get(url.rstrip('/') + '/1.0',
+                                            timeout=self.conf.timeout)
+                response.raise_for_status()
+            except requests.RequestException as e:
+                raise errors.LXDError(
+                    reason='cannot reach %s: %s' % (url, e))
+        after = time.time()
+        date = response.headers.get('Date')
+        if not date:
+            raise errors.LXDError(reason='%s sent no Date header'
+                                  % (url or self.endpoint))
+        # The middle of the second the Date header names.
+        return (email_utils.parsedate_to_datetime(date).timestamp() + 0.5,
+                (before + after) / 2)
 
     def _target(self, member):
         return {'target': member} if self.clustered else {}

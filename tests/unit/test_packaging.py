@@ -8,8 +8,8 @@ import testtools
 class WheelTest(testtools.TestCase):
 
     def test_only_the_loading_shim_is_installed_under_nova(self):
-        files = metadata.files('nova-lxd')
-        self.assertIsNotNone(files, 'nova-lxd is not installed')
+        files = metadata.files('nova-lxd-driver')
+        self.assertIsNotNone(files, 'nova-lxd-driver is not installed')
         under_nova = sorted(str(f) for f in files
                             if str(f).startswith('nova/') and
                             not str(f).endswith('.pyc'))

@@ -505,7 +505,7 @@ class NvidiaConfigTest(testtools.TestCase):
 
 def _probe_module():
     path = os.path.join(os.path.dirname(data.GPU_DIR), '..', '..', '..',
-                        'tools', 'gpu-probe')
+                        'tools', 'gpu_probe.py')
     loader = importlib.machinery.SourceFileLoader('gpu_probe', path)
     module = importlib.util.module_from_spec(
         importlib.util.spec_from_loader('gpu_probe', loader))

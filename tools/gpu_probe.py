@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gpu-probe: what nova-lxd's GPU code sees on this host, through NVML.
+"""gpu_probe.py: what nova-lxd's GPU code sees on this host, through NVML.
 
 For a machine with NVIDIA GPUs, LXD or not: prints NVML's facts
 (nova_lxd.gpu.nvml), the cards discovery builds from them, the providers
@@ -12,7 +12,7 @@ Card records come from --resources (a saved ``lxc query /1.0/resources``),
 else from a local LXD's socket when there is one, else from NVML's PCI
 information alone (the output says which).
 
-    tools/gpu-probe [--json] [--resources FILE] [--gpu-modes 10de:2335=mig]
+    tools/gpu_probe.py [--json] [--resources FILE] [--gpu-modes 10de:2335=mig]
                     [--assign PGPU=2] [--assign CUSTOM_MIG_1G_18GB=1]
 """
 
@@ -35,7 +35,7 @@ try:
     from nova_lxd.gpu import options  # noqa: E402
     from nova_lxd.gpu import providers  # noqa: E402
 except ImportError as e:
-    sys.exit('gpu-probe: %s: install the repository\'s requirements first '
+    sys.exit('gpu_probe.py: %s: install the repository\'s requirements first '
              '(pip install -r requirements.txt)' % e)
 
 LXD_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
@@ -315,8 +315,9 @@ def render(view, out):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog='gpu-probe', description='What nova-lxd sees of this host\'s '
-                                      'NVIDIA GPUs, through NVML.')
+        prog='gpu_probe.py',
+        description='What nova-lxd sees of this host\'s NVIDIA GPUs, '
+                    'through NVML.')
     parser.add_argument('--json', action='store_true', help='print JSON')
     parser.add_argument('--member', default=socket.gethostname(),
                         help='member name for provider names (default: '
@@ -348,11 +349,11 @@ def main(argv=None, out=None, lib=None):
     try:
         view = probe(args, load_nvml(lib))
     except ProbeError as e:
-        sys.stderr.write('gpu-probe: %s\n' % e)
+        sys.stderr.write('gpu_probe.py: %s\n' % e)
         return e.code
     except (OSError, ValueError, options.GpuConfigError,
             discovery.GPUDataError) as e:
-        sys.stderr.write('gpu-probe: %s\n' % e)
+        sys.stderr.write('gpu_probe.py: %s\n' % e)
         return 2
     if args.json:
         json.dump(view, out, indent=2, sort_keys=True, default=list)
