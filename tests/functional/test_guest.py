@@ -106,6 +106,19 @@ class DebianGuest(object):
         return self.run_in(server, 'sh', '-c',
                            'cat %s 2>/dev/null || true' % RUNS).split()
 
+    def nproc(self, server, expected):
+        """nproc in the server, once it is ``expected`` (or after 30 s).
+
+        LXD applies a count of CPUs (limits.cpu) as a set of CPUs a moment
+        after a start or a change, when its scheduler handles the event.
+        """
+        for _ in range(60):
+            found = self.run_in(server, 'nproc')
+            if found == expected:
+                break
+            time.sleep(0.5)
+        return found
+
     def console(self, server):
         return self.api.post_server_action(
             server['id'], {'os-getConsoleOutput': {}})['output']
@@ -146,7 +159,7 @@ class DebianGuestTest(DebianGuest, base.ServersTestCase):
 
         # Resize: what the guest sees follows (nproc from LXD's cpuset,
         # MemTotal from the test bed's lxcfs).
-        self.assertEqual('1', self.run_in(server, 'nproc'))
+        self.assertEqual('1', self.nproc(server, '1'))
         self.assertEqual('MemTotal:         524288 kB', self.run_in(
             server, 'grep', 'MemTotal', '/proc/meminfo'),
             'not the flavor\'s memory: is the test bed\'s lxcfs running? '
@@ -155,13 +168,7 @@ class DebianGuestTest(DebianGuest, base.ServersTestCase):
                                      disk=2, ephemeral=0)
         server = self._resize_server(server, bigger)
         server = self._confirm_resize(server)
-        # LXD spreads CPU limits over the cpus a moment later (its
-        # scheduler, on an event).
-        for _ in range(60):
-            if self.run_in(server, 'nproc') == '2':
-                break
-            time.sleep(0.5)
-        self.assertEqual('2', self.run_in(server, 'nproc'))
+        self.assertEqual('2', self.nproc(server, '2'))
         self.assertEqual('MemTotal:        1048576 kB', self.run_in(
             server, 'grep', 'MemTotal', '/proc/meminfo'))
         self.assertIn('1024', self.run_in(server, 'free', '-m'))
