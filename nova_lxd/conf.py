@@ -88,6 +88,25 @@ lxd_opts = [
              '[libvirt] volume_use_multipath does for libvirt. The '
              'multipath daemon must run on the member.'),
     cfg.IntOpt(
+        'image_max_expanded_gb',
+        default=50,
+        min=1,
+        help='Largest size, in GiB, that the files of a Glance image may '
+             'add up to once unpacked. LXD unpacks an image on each member '
+             'that runs it, before any root disk quota applies, and a '
+             'small compressed upload can hold far more: boots of larger '
+             'images fail with a fault naming this option. Images larger '
+             'than the flavor\'s root disk (when it has one) are refused '
+             'too.'),
+    cfg.IntOpt(
+        'image_max_files',
+        default=1000000,
+        min=1,
+        help='Most files (tar members, squashfs inodes) a Glance image may '
+             'hold. The check of an image reads each file\'s header once; '
+             'this bounds its time, and the inodes each member spends on '
+             'the image.'),
+    cfg.IntOpt(
         'timeout',
         default=60,
         min=1,

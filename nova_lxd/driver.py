@@ -225,7 +225,8 @@ class LXDDriver(driver.ComputeDriver):
     def _create(self, context, instance, image_meta, specs, allocations,
                 parts, files, power_on):
         fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
+            context, image_meta, self._member_arch(instance.node),
+            instance.flavor.root_gb)
         try:
             # Cards are picked and taken (created) under the member's lock.
             with self.gpus.claimed(instance, specs, allocations) as gpus:
@@ -340,7 +341,8 @@ class LXDDriver(driver.ComputeDriver):
         root = container.rescue_root(instance, self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
         fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
+            context, image_meta, self._member_arch(instance.node),
+            instance.flavor.root_gb)
         try:
             self.lxd.create_instance(container.rescue_body(
                 instance, instance.flavor, fingerprint,

@@ -14,21 +14,30 @@ published as an LXD image (a unified tarball), streamed to Glance.
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
 from oslo_concurrency import lockutils
+from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import timeutils
+from oslo_utils import units
 
 from nova.compute import task_states
+import nova.conf
 from nova import exception
 from nova.image import glance
+from nova import utils
 
+from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import constants
 from nova_lxd import image_format
 from nova_lxd.lxd import errors
+
+CONF = nova.conf.CONF
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +45,9 @@ LOG = logging.getLogger(__name__)
 # it to other members) grows with its size, not with [lxd] timeout.
 IMPORT_TIMEOUT = 1800
 CHUNK = 1024 * 1024
+# unsquashfs listing a tenant's squashfs: its memory and CPU time.
+UNSQUASHFS_LIMITS = processutils.ProcessLimits(address_space=units.Gi,
+                                               cpu_time=120)
 
 
 def _sha256(paths):
@@ -46,6 +58,53 @@ def _sha256(paths):
             for chunk in iter(lambda: f.read(CHUNK), b''):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _squashfs_size(path, image_id, limits):
+    """What a squashfs's files add up to: ``unsquashfs -lls``, bounded.
+
+    The sizes are in its inode table, which only a squashfs reader walks
+    (a sparse file of any size is a few bytes there). unsquashfs runs
+    under UNSQUASHFS_LIMITS; its listing is read line by line, at most one
+    line per inode the superblock announced, and stopped as soon as the
+    sizes exceed ``limits``.
+    """
+    program = shutil.which('unsquashfs')
+    if not program:
+        LOG.error('Glance image %s is a squashfs, and this host has no '
+                  'unsquashfs to check it: install squashfs-tools',
+                  image_id)
+        raise image_format.refused(
+            image_id, 'squashfs images cannot be checked on this host; '
+            'upload a tarball')
+    command = ([sys.executable, '-m', 'oslo_concurrency.prlimit'] +
+               UNSQUASHFS_LIMITS.prlimit_args() +
+               ['--', program, '-lls', path])
+    with subprocess.Popen(command, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as proc:
+        try:
+            size = image_format.squashfs_size(
+                _lines(proc.stdout, limits.files + 1, image_id), image_id,
+                limits)
+            status = proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+    if status:
+        raise image_format.not_lxd(
+            image_id, 'a damaged squashfs (unsquashfs exit status %d)'
+            % status)
+    return size
+
+
+def _lines(stream, most, image_id):
+    """At most ``most`` lines (each at most 4 KiB) of a listing."""
+    for count, line in enumerate(iter(lambda: stream.readline(4096), b'')):
+        if count == most:
+            raise image_format.refused(
+                image_id, 'its squashfs holds more than %d files ([lxd] '
+                'image_max_files)' % (most - 1))
+        yield line
 
 
 class ImageCache(object):
@@ -63,17 +122,23 @@ class ImageCache(object):
 
     # -- ensure ----------------------------------------------------------
 
-    def ensure(self, context, image_meta, member_arch, trusted_certs=None):
+    def ensure(self, context, image_meta, member_arch, root_gb=0,
+               trusted_certs=None):
         """The LXD fingerprint of a Glance image, imported when missing.
 
         ``image_meta``: the ImageMeta spawn gets, or Glance's own dict.
         ``member_arch``: LXD's architecture name of the target member,
         for a root filesystem whose image has no hw_architecture.
-        Raises ImageUnacceptable for what is no LXD image, LXDError when
-        LXD fails; either way nothing of the attempt is left.
+        ``root_gb``: the flavor's root disk; what the image's files add up
+        to must fit it (when not 0) and [lxd] image_max_expanded_gb.
+        Raises ImageUnacceptable for what is no LXD image or does not fit,
+        LXDError when LXD fails; either way nothing of the attempt is left.
         """
         meta = image_format.glance_fields(image_meta)
         image_format.preflight(meta)
+        limits = image_format.limits(root_gb,
+                                     CONF.lxd.image_max_expanded_gb,
+                                     CONF.lxd.image_max_files)
         fingerprint = self._alias_target(meta['id'])
         if not fingerprint:
             # One import per image in this process; other processes are
@@ -81,11 +146,11 @@ class ImageCache(object):
             with lockutils.lock('nova-lxd-image-' + meta['id']):
                 fingerprint = (self._alias_target(meta['id']) or
                                self._import(context, meta, member_arch,
-                                            trusted_certs))
+                                            limits, trusted_certs))
         self._ensured[fingerprint] = time.monotonic()
         return fingerprint
 
-    def _import(self, context, meta, member_arch, trusted_certs):
+    def _import(self, context, meta, member_arch, limits, trusted_certs):
         start = time.monotonic()
         workdir = tempfile.mkdtemp(prefix='nova-lxd-image-',
                                    dir=self.tmp_dir)
@@ -94,7 +159,7 @@ class ImageCache(object):
             self._glance.download(context, meta['id'], dest_path=path,
                                   trusted_certs=trusted_certs)
             downloaded = time.monotonic()
-            kind = image_format.sniff(path, meta['id'])
+            kind = self._inspect(path, meta['id'], limits).kind
             parts = self._parts(kind, path, meta, member_arch, workdir)
             fingerprint = _sha256(p for _, p in parts)
             created = self._upload(parts, fingerprint)
@@ -111,6 +176,20 @@ class ImageCache(object):
             return found
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def _inspect(path, image_id, limits):
+        """image_format.inspect, in a native thread (it is CPU work).
+
+        Under eventlet a greenthread that decompresses for long would hold
+        up every other one (RPC heartbeats included).
+        """
+        found = utils.tpool_wrap(image_format.inspect)(path, image_id,
+                                                       limits)
+        if found.kind == image_format.SQUASHFS:
+            size = _squashfs_size(path, image_id, limits)
+            found = found._replace(size=size)
+        return found
 
     @staticmethod
     def _parts(kind, path, meta, member_arch, workdir):
