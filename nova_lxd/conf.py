@@ -87,6 +87,17 @@ lxd_opts = [
         help='Connect Cinder volumes over multipath (os-brick), as '
              '[libvirt] volume_use_multipath does for libvirt. The '
              'multipath daemon must run on the member.'),
+    cfg.StrOpt(
+        'image_download_dir',
+        help='Folder where Glance images are downloaded and checked before '
+             'their import into LXD, each in a folder of its own that goes '
+             'once the image is in LXD. Unset: lxd-images under '
+             '[DEFAULT] state_path. Not the system\'s temporary folder, '
+             'which is in memory on some distributions. A download starts '
+             'only when the folder\'s file system has room for the image '
+             '(Glance\'s size) and 256 MiB more; downloads left by a '
+             'nova-compute that stopped mid-way are removed when it '
+             'starts.'),
     cfg.IntOpt(
         'image_max_expanded_gb',
         default=50,

@@ -92,6 +92,7 @@ class LXDDriver(driver.ComputeDriver):
         # NVML and os-brick see this host: the member behind the socket.
         self._local_member = self.lxd.local_member
         self.images = imagecache.ImageCache(self.lxd)
+        self.images.remove_stale_downloads()
         self.console = console.ConsoleLogs(self.lxd)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,

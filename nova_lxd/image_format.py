@@ -136,7 +136,7 @@ ALLOWED_PROPERTIES = (
 )
 PROPERTY_MAX_LENGTH = 255
 GLANCE_FIELDS = ('id', 'name', 'disk_format', 'container_format',
-                 'created_at')
+                 'created_at', 'size')
 
 # glance_fields(): GLANCE_FIELDS and 'properties' (a dict).
 Meta = dict[str, Any]

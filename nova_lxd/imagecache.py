@@ -11,6 +11,7 @@ A snapshot goes the other way: an LXD snapshot of the container,
 published as an LXD image (a unified tarball), streamed to Glance.
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -45,6 +46,10 @@ LOG = logging.getLogger(__name__)
 # it to other members) grows with its size, not with [lxd] timeout.
 IMPORT_TIMEOUT = 1800
 CHUNK = 1024 * 1024
+# Free space left beside a download.
+DOWNLOAD_RESERVE = 256 * units.Mi
+# Each download's own folder under [lxd] image_download_dir.
+DOWNLOAD_PREFIX = 'nova-lxd-image-'
 # unsquashfs listing a tenant's squashfs: its memory and CPU time.
 UNSQUASHFS_LIMITS = processutils.ProcessLimits(address_space=units.Gi,
                                                cpu_time=120)
@@ -110,15 +115,45 @@ def _lines(stream, most, image_id):
 class ImageCache(object):
     """The LXD images of Glance images, shared by a cluster's members.
 
-    ``lxd`` is a nova_lxd.lxd.client.LXD. Downloads go to a folder made
-    under ``tmp_dir`` (default: the system's) and removed afterwards.
+    ``lxd`` is a nova_lxd.lxd.client.LXD. Downloads go to a folder of
+    their own under ``download_dir`` (default: [lxd] image_download_dir,
+    else lxd-images under Nova's state_path), removed afterwards.
     """
 
-    def __init__(self, lxd, tmp_dir=None):
+    def __init__(self, lxd, download_dir=None):
         self.lxd = lxd
-        self.tmp_dir = tmp_dir
+        self._download_dir = download_dir
         self._glance = glance.API()
         self._ensured = {}      # fingerprint -> monotonic time of ensure
+
+    @property
+    def download_dir(self):
+        return (self._download_dir or CONF.lxd.image_download_dir or
+                os.path.join(CONF.state_path, 'lxd-images'))
+
+    def remove_stale_downloads(self):
+        """Remove downloads that no process works on (a crash's leftovers).
+
+        A download holds a lock on its folder for as long as it lasts
+        (flock: the kernel drops it with the process).
+        """
+        if not os.path.isdir(self.download_dir):
+            return
+        for name in os.listdir(self.download_dir):
+            path = os.path.join(self.download_dir, name)
+            if not name.startswith(DOWNLOAD_PREFIX) or not os.path.isdir(
+                    path):
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                LOG.info('Removing %s, a download left by a nova-compute '
+                         'that stopped', path)
+                shutil.rmtree(path, ignore_errors=True)
+            except BlockingIOError:
+                pass            # another nova-compute's, in progress
+            finally:
+                os.close(fd)
 
     # -- ensure ----------------------------------------------------------
 
@@ -150,10 +185,34 @@ class ImageCache(object):
         self._ensured[fingerprint] = time.monotonic()
         return fingerprint
 
+    def _workdir(self, meta):
+        """A locked folder of its own for a download that fits there.
+
+        Raises ComputeResourcesUnavailable (the build goes to another
+        member) when the file system lacks room for Glance's size.
+        """
+        os.makedirs(self.download_dir, mode=0o700, exist_ok=True)
+        found = os.statvfs(self.download_dir)
+        free = found.f_bavail * found.f_frsize
+        needed = (meta.get('size') or 0) + DOWNLOAD_RESERVE
+        if needed > free:
+            LOG.warning('Glance image %s (%s bytes) not downloaded: %d '
+                        'bytes free in %s ([lxd] image_download_dir), %d '
+                        'needed', meta['id'], meta.get('size'), free,
+                        self.download_dir, needed)
+            raise exception.ComputeResourcesUnavailable(
+                reason='not enough free space on this host to download '
+                       'image %s (%d bytes needed, %d free)' % (
+                           meta['id'], needed, free))
+        workdir = tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX,
+                                   dir=self.download_dir)
+        fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return workdir, fd
+
     def _import(self, context, meta, member_arch, limits, trusted_certs):
         start = time.monotonic()
-        workdir = tempfile.mkdtemp(prefix='nova-lxd-image-',
-                                   dir=self.tmp_dir)
+        workdir, lock = self._workdir(meta)
         try:
             path = os.path.join(workdir, 'image')
             self._glance.download(context, meta['id'], dest_path=path,
@@ -176,6 +235,7 @@ class ImageCache(object):
             return found
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            os.close(lock)
 
     @staticmethod
     def _inspect(path, image_id, limits):

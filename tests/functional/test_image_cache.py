@@ -30,6 +30,7 @@ from nova_lxd import image_format
 from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
+from tests.functional import base
 from tools import testbed
 
 CONF = nova.conf.CONF
@@ -89,7 +90,7 @@ class ImageCacheTest(test.NoDBTestCase):
                    storage_pool=self.bed.pool, project=self.project,
                    group='lxd')
         self.lxd = client.LXD(CONF.lxd)
-        self.cache = imagecache.ImageCache(self.lxd, tmp_dir=self.spool)
+        self.cache = imagecache.ImageCache(self.lxd, download_dir=self.spool)
         self.context = nova_context.get_admin_context()
         self.files = {}         # Glance image id -> local file
         self.downloads = []
@@ -351,3 +352,57 @@ class ImageCacheTest(test.NoDBTestCase):
                 shared.fingerprint).aliases])
         # The cache that ensured them keeps them for the age as well.
         self.assertEqual([], self.cache.prune([], 3600))
+
+
+class DownloadsTest(base.ServersTestCase):
+    """Where Glance images land on the way to LXD, through Nova's API."""
+
+    def setUp(self):
+        super().setUp()
+        self.folders = []
+        real = self.glance.download
+
+        def download(context, image_id, data=None, dst_path=None,
+                     trusted_certs=None):
+            self.folders.append(os.path.dirname(dst_path))
+            return real(context, image_id, data=data, dst_path=dst_path)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.GlanceFixture.download',
+            lambda fixture, *a, **k: download(*a, **k)))
+        self.downloads = os.path.join(CONF.state_path, 'lxd-images')
+
+    def test_downloads_under_state_path_and_gone_after(self):
+        self.boot()
+        (folder,) = self.folders
+        self.assertEqual(self.downloads, os.path.dirname(folder))
+        self.assertEqual([], os.listdir(self.downloads))
+
+    def test_no_download_without_room(self):
+        # Glance says the image is 1 GiB more than the folder has free
+        # (the flavor's disk holds it: Nova's API checks that).
+        found = os.statvfs(CONF.state_path)
+        size = found.f_bavail * found.f_frsize + (1 << 30)
+        self.glance.images[self.image_id]['size'] = size
+        flavor = self._create_flavor(name='large', vcpu=1, memory_mb=256,
+                                     disk=(size >> 30) + 2, ephemeral=0)
+        images = self.bed.image_fingerprints()
+        server = self.boot(flavor_id=flavor, expected_state='ERROR')
+        self.assertEqual([], self.folders)
+        self.assertEqual([], os.listdir(self.downloads))
+        # No member had room: tried on each, then refused. The operator
+        # reads why in nova-compute's log.
+        self.assertIn('Exceeded maximum number of retries',
+                      server['fault']['message'])
+        self.assertEqual(2, self.stdlog.logger.output.count(
+            '(%d bytes) not downloaded' % size))
+        self.assertEqual(images, self.bed.image_fingerprints())
+
+    def test_stale_downloads_removed_when_nova_compute_starts(self):
+        stale = os.path.join(self.downloads, 'nova-lxd-image-x1y2z3')
+        os.makedirs(stale)
+        with open(os.path.join(stale, 'image'), 'wb') as f:
+            f.write(b'half an image')
+        member = self.bed.members[-1]
+        self.computes[member] = self.restart_compute_service(
+            self.computes[member])
+        self.assertEqual([], os.listdir(self.downloads))

@@ -6,6 +6,7 @@ What the real LXD does with them: tests/functional/test_image_cache.py.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -126,7 +127,7 @@ class ImageCacheTestCase(test.NoDBTestCase):
         super().setUp()
         self.lxd = FakeLXD()
         self.spool = self.useFixture(fixtures.TempDir()).path
-        self.cache = imagecache.ImageCache(self.lxd, tmp_dir=self.spool)
+        self.cache = imagecache.ImageCache(self.lxd, download_dir=self.spool)
         self.glance = {}        # image id -> bytes
         self.downloads = []
         self.useFixture(fixtures.MonkeyPatch(
@@ -249,6 +250,67 @@ class EnsureTest(ImageCacheTestCase):
         self.assertRaises(exception.ImageUnacceptable, self.ensure,
                           self.image(UNIFIED, disk_format='qcow2'))
         self.assertEqual([], self.downloads)
+
+
+class DownloadFolderTest(ImageCacheTestCase):
+
+    def test_downloads_go_to_their_own_folder_under_the_option(self):
+        folders = []
+
+        def download(api, context, image_id, dest_path=None,
+                     trusted_certs=None):
+            folders.append(os.path.dirname(dest_path))
+            self._download(api, context, image_id, dest_path=dest_path)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.download', download))
+        self.flags(image_download_dir=os.path.join(self.spool, 'conf'),
+                   group='lxd')
+        cache = imagecache.ImageCache(self.lxd)
+        cache.ensure(None, self.image(UNIFIED), 'x86_64')
+        (folder,) = folders
+        self.assertEqual(os.path.join(self.spool, 'conf'),
+                         os.path.dirname(folder))
+        self.assertTrue(os.path.basename(folder).startswith(
+            'nova-lxd-image-'))
+        self.assertEqual([], os.listdir(os.path.join(self.spool, 'conf')))
+
+    def test_default_is_under_nova_state_path(self):
+        self.flags(state_path='/var/lib/nova')
+        self.assertEqual('/var/lib/nova/lxd-images',
+                         imagecache.ImageCache(self.lxd).download_dir)
+
+    def test_no_download_without_room_for_it(self):
+        free = os.statvfs(self.spool)
+        room = free.f_bavail * free.f_frsize
+        e = self.assertRaises(
+            exception.ComputeResourcesUnavailable, self.ensure,
+            self.image(UNIFIED, size=room))
+        self.assertIn('not enough free space on this host to download '
+                      'image %s (%d bytes needed' % (
+                          uuids.image, room + imagecache.DOWNLOAD_RESERVE),
+                      str(e))
+        self.assertNotIn(self.spool, str(e))
+        self.assertEqual([], self.downloads)
+        self.assertEqual([], os.listdir(self.spool))
+
+    def test_stale_downloads_removed_live_ones_kept(self):
+        stale = os.path.join(self.spool, 'nova-lxd-image-stale')
+        live = os.path.join(self.spool, 'nova-lxd-image-live')
+        other = os.path.join(self.spool, 'operators')
+        for folder in (stale, live, other):
+            os.makedirs(folder)
+            with open(os.path.join(folder, 'image'), 'wb') as f:
+                f.write(b'x')
+        held = os.open(live, os.O_RDONLY)
+        self.addCleanup(os.close, held)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        self.cache.remove_stale_downloads()
+        self.assertEqual(['nova-lxd-image-live', 'operators'],
+                         sorted(os.listdir(self.spool)))
+
+    def test_stale_downloads_without_the_folder(self):
+        imagecache.ImageCache(self.lxd, os.path.join(
+            self.spool, 'missing')).remove_stale_downloads()
 
 
 class PruneTest(ImageCacheTestCase):
