@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import datetime
 import gzip
 import io
+import json
 import lzma
 import os
 import struct
@@ -149,9 +150,50 @@ def alias(image_id: str) -> str:
     return constants.GLANCE_IMAGE_PREFIX + image_id
 
 
-def alias_description(meta: Meta) -> str:
-    """Who the alias is for, readable in "lxc image alias list"."""
-    return _clean('Glance image %s' % (meta.get('name') or meta['id']))
+def glance_hash(image: Meta) -> str | None:
+    """Glance's hash of an image's bytes, as ``<algorithm>:<hex>``.
+
+    ``image``: Glance's own dict. Its multihash (os_hash_algo and
+    os_hash_value) when it has one, else the legacy MD5 checksum; None
+    for an image Glance knows no hash of.
+    """
+    algo, value = image.get('os_hash_algo'), image.get('os_hash_value')
+    if algo and value:
+        return '%s:%s' % (algo, value)
+    if image.get('checksum'):
+        return 'md5:%s' % image['checksum']
+    return None
+
+
+def alias_description(meta: Meta, found: 'Inspection') -> str:
+    """The record an alias keeps of its import, read by cache_record.
+
+    The alias is per Glance image and always the driver's own (LXD may
+    find the bytes under another image of someone else's): the Glance
+    hash the bytes were imported under, and what they expand to, so that
+    a Glance id reused for other bytes is imported again (OSSN-0075) and
+    a later boot with a smaller flavor is refused without a download.
+    JSON, readable in "lxc image alias list".
+    """
+    return json.dumps({'glance_image': _clean(meta.get('name') or
+                                              meta['id']),
+                       'glance_hash': meta.get('hash'),
+                       'size': found.size, 'files': found.files},
+                      sort_keys=True)
+
+
+def cache_record(description: str | None) -> dict[str, Any] | None:
+    """What alias_description wrote; None for any other description."""
+    try:
+        record = json.loads(description or '')
+    except ValueError:
+        return None
+    if (not isinstance(record, dict) or
+            not isinstance(record.get('size'), int) or
+            not isinstance(record.get('files'), int) or
+            not isinstance(record.get('glance_hash'), (str, type(None)))):
+        return None
+    return record
 
 
 def not_lxd(image_id: str, what: str) -> Exception:

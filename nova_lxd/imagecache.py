@@ -171,19 +171,47 @@ class ImageCache(object):
         """
         meta = image_format.glance_fields(image_meta)
         image_format.preflight(meta)
+        # Glance's hash and size now: the id may name other bytes than
+        # when the alias was made (OSSN-0075).
+        glance_image = self._glance.get(context, meta['id'])
+        meta.update(hash=image_format.glance_hash(glance_image),
+                    size=glance_image.get('size'))
         limits = image_format.limits(root_gb,
                                      CONF.lxd.image_max_expanded_gb,
                                      CONF.lxd.image_max_files)
-        fingerprint = self._alias_target(meta['id'])
+        fingerprint = self._cached(meta, limits)
         if not fingerprint:
             # One import per image in this process; other processes are
             # tolerated by _upload and _add_alias.
             with lockutils.lock('nova-lxd-image-' + meta['id']):
-                fingerprint = (self._alias_target(meta['id']) or
+                fingerprint = (self._cached(meta, limits) or
                                self._import(context, meta, member_arch,
                                             limits, trusted_certs))
         self._ensured[fingerprint] = time.monotonic()
         return fingerprint
+
+    def _cached(self, meta, limits):
+        """The fingerprint the image's alias names, if it is these bytes.
+
+        An alias recorded under another Glance hash (or before hashes
+        were recorded) is removed, so that the image is imported again;
+        the LXD image it named stays for the containers made from it,
+        until prune. A cached image too large for ``limits`` is refused.
+        """
+        name = image_format.alias(meta['id'])
+        alias = self.lxd.image_alias(name)
+        if not alias:
+            return None
+        record = image_format.cache_record(alias.get('description'))
+        if record is None or record['glance_hash'] != meta['hash']:
+            LOG.warning('LXD image %s (alias %s) holds other bytes than '
+                        'Glance image %s has now (%s); importing it again',
+                        alias['target'], name, meta['id'], meta['hash'])
+            self.lxd.delete_image_alias(name)
+            return None
+        image_format.check_size(meta['id'], record['size'], record['files'],
+                                limits)
+        return alias['target']
 
     def _workdir(self, meta):
         """A locked folder of its own for a download that fits there.
@@ -218,11 +246,12 @@ class ImageCache(object):
             self._glance.download(context, meta['id'], dest_path=path,
                                   trusted_certs=trusted_certs)
             downloaded = time.monotonic()
-            kind = self._inspect(path, meta['id'], limits).kind
+            inspection = self._inspect(path, meta['id'], limits)
+            kind = inspection.kind
             parts = self._parts(kind, path, meta, member_arch, workdir)
             fingerprint = _sha256(p for _, p in parts)
             created = self._upload(parts, fingerprint)
-            found = self._add_alias(meta, fingerprint, created)
+            found = self._add_alias(meta, inspection, fingerprint, created)
             LOG.info('Glance image %(id)s (%(kind)s, %(size)d bytes) is LXD '
                      'image %(fp)s, %(how)s: download %(dl).1fs, then '
                      '%(imp).1fs', {
@@ -285,10 +314,10 @@ class ImageCache(object):
                     uploaded, fingerprint))
         return True
 
-    def _add_alias(self, meta, fingerprint, created):
+    def _add_alias(self, meta, inspection, fingerprint, created):
         """Alias the image; delete what this call uploaded and won't use."""
         try:
-            found = self._alias(meta, fingerprint)
+            found = self._alias(meta, inspection, fingerprint)
         except Exception:
             with excutils.save_and_reraise_exception():
                 if created:
@@ -297,24 +326,22 @@ class ImageCache(object):
             self.lxd.delete_image(fingerprint)
         return found
 
-    def _alias(self, meta, fingerprint):
+    def _alias(self, meta, inspection, fingerprint):
         """The image the alias names: ours, or one aliased before us.
 
         Another process may have aliased its own import first (say, one
         made for another member's architecture): that one is used.
         """
         name = image_format.alias(meta['id'])
-        if self.lxd.add_image_alias(name, fingerprint,
-                                    image_format.alias_description(meta)):
+        if self.lxd.add_image_alias(
+                name, fingerprint,
+                image_format.alias_description(meta, inspection)):
             return fingerprint
-        found = self._alias_target(meta['id'])
+        found = self.lxd.image_alias(name)
         if not found:
             raise errors.LXDError(
                 reason='alias %s was deleted while being made' % name)
-        return found
-
-    def _alias_target(self, image_id):
-        return self.lxd.image_alias_target(image_format.alias(image_id))
+        return found['target']
 
     # -- prune -----------------------------------------------------------
 

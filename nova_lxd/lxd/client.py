@@ -522,11 +522,10 @@ class LXD(object):
                              headers={'Content-Type': content_type})[
                 'fingerprint']
 
-    def image_alias_target(self, alias):
-        """The fingerprint an image alias names; None without the alias."""
+    def image_alias(self, alias):
+        """An image alias (target, description...); None without it."""
         try:
-            return self._get(self._client.api.images.aliases[alias])[
-                'target']
+            return self._get(self._client.api.images.aliases[alias])
         except errors.LXDNotFound:
             return None
 

@@ -25,6 +25,7 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception
 from nova import test
+from oslo_serialization import jsonutils
 
 from nova_lxd import image_format
 from nova_lxd import imagecache
@@ -97,6 +98,8 @@ class ImageCacheTest(test.NoDBTestCase):
         self.download_delay = 0
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.download', self._fake_download))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.get', self._fake_get))
         self.uploads = []
         self.lxd.session.hooks['response'].append(self._record_upload)
 
@@ -124,6 +127,13 @@ class ImageCacheTest(test.NoDBTestCase):
         self.downloads.append(image_id)
         time.sleep(self.download_delay)
         shutil.copyfile(self.files[image_id], dest_path)
+
+    def _fake_get(self, api, context, image_id):
+        path = self.files[image_id]
+        with open(path, 'rb') as f:
+            digest = hashlib.sha512(f.read()).hexdigest()
+        return {'id': image_id, 'size': os.path.getsize(path),
+                'os_hash_algo': 'sha512', 'os_hash_value': digest}
 
     def _record_upload(self, response, *args, **kwargs):
         request = response.request
@@ -406,3 +416,47 @@ class DownloadsTest(base.ServersTestCase):
         self.computes[member] = self.restart_compute_service(
             self.computes[member])
         self.assertEqual([], os.listdir(self.downloads))
+
+
+class ReusedGlanceIdTest(base.ServersTestCase):
+    """A Glance id that names other bytes now boots those (OSSN-0075)."""
+
+    def glance_image(self, image_id, marker):
+        data = self.bed.marked_image(marker).read()
+        self.glance.create(None, {
+            'id': image_id, 'name': 'busybox', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare',
+            'size': len(data), 'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(data).hexdigest()},
+            data=io.BytesIO(data))
+
+    def marker(self, server):
+        return self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).files.get(
+                '/etc/nova-lxd-marker')
+
+    def test_reused_id_boots_its_new_bytes(self):
+        image_id = str(uuid.uuid4())
+        self.glance_image(image_id, 'first tenant')
+        first = self._create_server(image_uuid=image_id,
+                                    flavor_id=self.flavor_id,
+                                    networks='none')
+        self.assertEqual(b'first tenant', self.marker(first))
+        old = self.lxd.images.get_by_alias(
+            image_format.alias(image_id)).fingerprint
+
+        # Deleted, and made again under the same id with other bytes.
+        self.glance.delete(None, image_id)
+        self.glance_image(image_id, 'second tenant')
+        second = self._create_server(image_uuid=image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks='none')
+        self.assertEqual(b'second tenant', self.marker(second))
+        new = self.lxd.images.get_by_alias(image_format.alias(image_id))
+        self.assertNotEqual(old, new.fingerprint)
+        self.assertEqual(
+            'sha512:' + self.glance.images[image_id]['os_hash_value'],
+            jsonutils.loads(new.aliases[0]['description'])['glance_hash'])
+        # The first server's image stays while it is used.
+        self.assertIn(old, self.bed.image_fingerprints())
+        self.assertEqual(b'first tenant', self.marker(first))

@@ -555,8 +555,30 @@ class PropertiesTest(testtools.TestCase):
 
     def test_alias(self):
         self.assertEqual('nova-glance-' + IMAGE_ID, images.alias(IMAGE_ID))
-        self.assertEqual('Glance image my image',
-                         images.alias_description(_meta()))
+
+    def test_alias_description_is_the_cache_record(self):
+        meta = dict(_meta(), hash='sha512:ab')
+        description = images.alias_description(
+            meta, images.Inspection(images.UNIFIED, 10, 2))
+        self.assertEqual(
+            '{"files": 2, "glance_hash": "sha512:ab", "glance_image": '
+            '"my image", "size": 10}', description)
+        self.assertEqual({'files': 2, 'glance_hash': 'sha512:ab',
+                          'glance_image': 'my image', 'size': 10},
+                         images.cache_record(description))
+
+    def test_other_descriptions_are_no_record(self):
+        for description in (None, '', 'Glance image busybox', '[1]',
+                            '{"size": "1", "files": 1}',
+                            '{"size": 1, "files": 1, "glance_hash": 5}'):
+            self.assertIsNone(images.cache_record(description))
+
+    def test_glance_hash(self):
+        self.assertEqual('sha512:ab', images.glance_hash(
+            {'os_hash_algo': 'sha512', 'os_hash_value': 'ab',
+             'checksum': 'cd'}))
+        self.assertEqual('md5:cd', images.glance_hash({'checksum': 'cd'}))
+        self.assertIsNone(images.glance_hash({'os_hash_value': None}))
 
 
 class MetadataTest(testtools.TestCase):

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import json
 import os
 import tarfile
 from unittest import mock
@@ -53,13 +54,17 @@ class FakeLXD(object):
         self.conf = mock.Mock(timeout=10)
         self.store = {}         # fingerprint -> LXD image dict
         self.aliases = {}       # alias -> fingerprint
+        self.descriptions = {}  # alias -> description
         self.uploads = []       # [[(form name, bytes)]]
         self.deleted = []
         self.lxd_instances = []
         self.calls = []
 
-    def image_alias_target(self, alias):
-        return self.aliases.get(alias)
+    def image_alias(self, alias):
+        if alias not in self.aliases:
+            return None
+        return {'name': alias, 'target': self.aliases[alias],
+                'description': self.descriptions.get(alias, '')}
 
     def image_exists(self, fingerprint):
         return fingerprint in self.store
@@ -80,6 +85,7 @@ class FakeLXD(object):
         if alias in self.aliases:
             return False
         self.aliases[alias] = fingerprint
+        self.descriptions[alias] = description
         self.store[fingerprint]['aliases'].append({'name': alias})
         return True
 
@@ -129,9 +135,12 @@ class ImageCacheTestCase(test.NoDBTestCase):
         self.spool = self.useFixture(fixtures.TempDir()).path
         self.cache = imagecache.ImageCache(self.lxd, download_dir=self.spool)
         self.glance = {}        # image id -> bytes
+        self.sizes = {}         # image id -> size Glance says, if not real
         self.downloads = []
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.download', self._download))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.get', self._get))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.update', self._update))
         self.updated = []
@@ -141,6 +150,12 @@ class ImageCacheTestCase(test.NoDBTestCase):
         self.downloads.append(image_id)
         with open(dest_path, 'wb') as f:
             f.write(self.glance[image_id])
+
+    def _get(self, api, context, image_id):
+        data = self.glance[image_id]
+        return {'id': image_id, 'size': self.sizes.get(image_id, len(data)),
+                'os_hash_algo': 'sha512',
+                'os_hash_value': hashlib.sha512(data).hexdigest()}
 
     def _update(self, api, context, image_id, metadata, data=None):
         self.updated.append((image_id, metadata, data.read()))
@@ -252,6 +267,48 @@ class EnsureTest(ImageCacheTestCase):
         self.assertEqual([], self.downloads)
 
 
+class GlanceHashTest(ImageCacheTestCase):
+    """A Glance id is cached together with Glance's hash of its bytes."""
+
+    ALIAS = 'nova-glance-' + uuids.image
+
+    def test_alias_records_the_hash_and_the_size(self):
+        self.ensure(self.image(UNIFIED))
+        self.assertEqual(
+            {'glance_image': 'busybox', 'size': 21, 'files': 3,
+             'glance_hash': 'sha512:' + hashlib.sha512(UNIFIED).hexdigest()},
+            json.loads(self.lxd.descriptions[self.ALIAS]))
+
+    def test_a_reused_id_is_imported_again(self):
+        first = self.ensure(self.image(UNIFIED))
+        # The id now names other bytes (deleted, then made again).
+        second = self.ensure(self.image(ROOTFS))
+        self.assertNotEqual(first, second)
+        self.assertEqual([uuids.image, uuids.image], self.downloads)
+        self.assertEqual(second, self.lxd.aliases[self.ALIAS])
+        # The old image stays for its containers, until prune.
+        self.assertIn(first, self.lxd.store)
+        self.assertEqual(second, self.ensure(self.image(ROOTFS)))
+        self.assertEqual(2, len(self.downloads))
+
+    def test_an_alias_without_a_record_is_made_again(self):
+        fingerprint = self.ensure(self.image(UNIFIED))
+        self.lxd.descriptions[self.ALIAS] = 'Glance image busybox'
+        self.assertEqual(fingerprint, self.ensure(self.image(UNIFIED)))
+        self.assertEqual(2, len(self.downloads))
+        self.assertEqual(1, len(self.lxd.uploads))     # LXD had the bytes
+        self.assertIsNotNone(imagecache.image_format.cache_record(
+            self.lxd.descriptions[self.ALIAS]))
+
+    def test_a_cached_image_too_large_for_the_flavor_is_refused(self):
+        self.ensure(self.image(UNIFIED))
+        self.flags(image_max_files=2, group='lxd')
+        e = self.assertRaises(exception.ImageUnacceptable, self.ensure,
+                              self.image(UNIFIED))
+        self.assertIn('it holds 3 files, more than 2', str(e))
+        self.assertEqual(1, len(self.downloads))
+
+
 class DownloadFolderTest(ImageCacheTestCase):
 
     def test_downloads_go_to_their_own_folder_under_the_option(self):
@@ -282,9 +339,10 @@ class DownloadFolderTest(ImageCacheTestCase):
     def test_no_download_without_room_for_it(self):
         free = os.statvfs(self.spool)
         room = free.f_bavail * free.f_frsize
+        self.sizes[uuids.image] = room
         e = self.assertRaises(
             exception.ComputeResourcesUnavailable, self.ensure,
-            self.image(UNIFIED, size=room))
+            self.image(UNIFIED))
         self.assertIn('not enough free space on this host to download '
                       'image %s (%d bytes needed' % (
                           uuids.image, room + imagecache.DOWNLOAD_RESERVE),

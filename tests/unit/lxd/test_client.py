@@ -145,10 +145,11 @@ class RequestTest(test.NoDBTestCase):
             'name': 'nova-glance-1', 'target': 'f00d',
             'description': 'Glance image 1'})
 
-    def test_image_alias_target(self):
+    def test_image_alias(self):
+        alias = {'name': 'a', 'target': 'f00d', 'description': 'd'}
         self.api.images.aliases['a'].get.return_value = self.response(
-            200, {'type': 'sync', 'metadata': {'target': 'f00d'}})
-        self.assertEqual('f00d', self.lxd.image_alias_target('a'))
+            200, {'type': 'sync', 'metadata': alias})
+        self.assertEqual(alias, self.lxd.image_alias('a'))
         self.api.images.aliases['b'].get.side_effect = pylxd_exc.NotFound(
             self.response(404, {'error': 'not found'}))
-        self.assertIsNone(self.lxd.image_alias_target('b'))
+        self.assertIsNone(self.lxd.image_alias('b'))
