@@ -122,7 +122,40 @@ lxd_opts = [
         default=60,
         min=1,
         help='Seconds to wait for one LXD API request, and for an LXD '
-             'background operation (create, start, ...) to finish.'),
+             'background operation that has no timeout of its own below '
+             '(start, stop, device and config changes, ...) to finish.'),
+    cfg.IntOpt(
+        'create_timeout',
+        default=600,
+        min=1,
+        help='Seconds to wait for LXD to create a container (it unpacks '
+             'the image on the member, a full copy on a dir pool). Past '
+             'it the build fails; LXD cannot cancel a create and goes on '
+             'with it, and deleting the server removes what it made.'),
+    cfg.IntOpt(
+        'snapshot_timeout',
+        default=1800,
+        min=1,
+        help='Seconds to wait for LXD to snapshot a container, and again '
+             'to publish the snapshot as an image (it writes the whole '
+             'root file system). Past either the server snapshot fails; '
+             'the LXD snapshot expires by itself and the image LXD may '
+             'still publish is named nova-snapshot-<image id>, which the '
+             'image cache manager removes.'),
+    cfg.IntOpt(
+        'image_import_timeout',
+        default=1800,
+        min=1,
+        help='Seconds to wait for LXD to take in an image uploaded from '
+             'Glance (it hashes it, unpacks its metadata and may copy it to '
+             'other members).'),
+    cfg.IntOpt(
+        'delete_timeout',
+        default=600,
+        min=1,
+        help='Seconds to wait for LXD to delete a container, an image, a '
+             'snapshot or a storage volume (a dir pool removes every file '
+             'of it).'),
 ]
 
 

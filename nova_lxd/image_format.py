@@ -735,3 +735,18 @@ def stale_aliases(image: Image, in_use: Collection[str],
         return []
     return [a['name'] for a in image.get('aliases') or ()
             if a['name'].startswith(constants.GLANCE_IMAGE_PREFIX)]
+
+
+def snapshot_orphan(image: Image, now: datetime.datetime, age: float,
+                    in_flight: Collection[str] = ()) -> bool:
+    """A published snapshot no pipeline exports any more.
+
+    Its aliases are all nova-snapshot-<image id> (as published), none of
+    them ``in_flight``, and it was published at least ``age`` ago.
+    """
+    names = [a['name'] for a in image.get('aliases') or ()]
+    if not names or any(not n.startswith(constants.SNAPSHOT_PREFIX) or
+                        n in in_flight for n in names):
+        return False
+    published = timeutils.parse_isotime(image['uploaded_at'])
+    return (now - published).total_seconds() >= age

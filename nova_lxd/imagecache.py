@@ -11,6 +11,7 @@ A snapshot goes the other way: an LXD snapshot of the container,
 published as an LXD image (a unified tarball), streamed to Glance.
 """
 
+import datetime
 import fcntl
 import hashlib
 import os
@@ -42,9 +43,11 @@ CONF = nova.conf.CONF
 
 LOG = logging.getLogger(__name__)
 
-# Processing an uploaded image (hashing, unpacking its metadata, copying
-# it to other members) grows with its size, not with [lxd] timeout.
-IMPORT_TIMEOUT = 1800
+# A published snapshot image (alias nova-snapshot-<image id>) older than
+# this (or the image cache's unused age, if longer) with no process of
+# this host on it is an orphan: its export to Glance has ended one way or
+# another long before.
+SNAPSHOT_ORPHAN_AGE = 86400
 CHUNK = 1024 * 1024
 # Free space left beside a download.
 DOWNLOAD_RESERVE = 256 * units.Mi
@@ -125,6 +128,7 @@ class ImageCache(object):
         self._download_dir = download_dir
         self._glance = glance.API()
         self._ensured = {}      # fingerprint -> monotonic time of ensure
+        self._publishing = set()    # snapshot aliases in this process
 
     @property
     def download_dir(self):
@@ -300,7 +304,7 @@ class ImageCache(object):
         if self.lxd.image_exists(fingerprint):
             return False
         try:
-            uploaded = self.lxd.upload_image(parts, IMPORT_TIMEOUT)
+            uploaded = self.lxd.upload_image(parts)
         except errors.LXDError:
             # "Image with same fingerprint already exists": another
             # process imported it meanwhile. Anything else is a failure.
@@ -351,19 +355,25 @@ class ImageCache(object):
         Only images whose aliases are all ours (nova-glance-*) are
         considered. In use: the fingerprints given, those of every LXD
         instance of the project (any nova-compute's), and those this
-        process ensured within the age. Returns the deleted fingerprints.
+        process ensured within the age. Also deleted: snapshot images
+        (nova-snapshot-*) that no snapshot of this process is exporting,
+        published more than the age, and at least SNAPSHOT_ORPHAN_AGE,
+        ago. Returns the deleted fingerprints.
         """
         in_use = set(in_use_fingerprints) | self._used_by_instances()
         recent = time.monotonic() - max_unused_age_seconds
         in_use |= {fp for fp, when in self._ensured.items() if when > recent}
         now = timeutils.utcnow(with_timezone=True)
+        orphan_age = max(max_unused_age_seconds, SNAPSHOT_ORPHAN_AGE)
         removed = []
         for image in self.lxd.images():
             for alias in image_format.stale_aliases(
                     image, in_use, now, max_unused_age_seconds):
                 self._delete_alias(alias)
-            if not image_format.prunable(image, in_use, now,
-                                         max_unused_age_seconds):
+            if not (image_format.prunable(image, in_use, now,
+                                          max_unused_age_seconds) or
+                    image_format.snapshot_orphan(image, now, orphan_age,
+                                                 self._publishing)):
                 continue
             fingerprint = image['fingerprint']
             names = ', '.join(a['name'] for a in image['aliases'])
@@ -398,26 +408,46 @@ class ImageCache(object):
 
         An LXD snapshot first, so the server keeps running; then a private
         LXD image of it (a unified tarball), streamed to Glance, removed
-        from LXD once uploaded.
+        from LXD once uploaded. Both are named nova-snapshot-<image id>:
+        should a step outlive its timeout, the LXD snapshot expires by
+        itself and prune removes the image LXD went on to publish.
         """
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        snapshot = constants.SNAPSHOT_PREFIX + image_id
+        name = constants.SNAPSHOT_PREFIX + image_id
+        expires = timeutils.utcnow(with_timezone=True) + datetime.timedelta(
+            seconds=2 * CONF.lxd.snapshot_timeout + CONF.lxd.delete_timeout)
         try:
-            self.lxd.snapshot(instance.name, snapshot)
+            self.lxd.snapshot(instance.name, name, expires.isoformat())
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
+        self._publishing.add(name)
         try:
-            fingerprint = self.lxd.publish_snapshot(
-                instance.name, snapshot, {'description': instance.uuid})
+            try:
+                fingerprint = self.lxd.publish_snapshot(
+                    instance.name, name, {'description': instance.uuid},
+                    {'name': name, 'description':
+                     'snapshot of instance %s' % instance.uuid})
+            finally:
+                self._delete_snapshot(instance, name, expires)
+            try:
+                update_task_state(
+                    task_state=task_states.IMAGE_UPLOADING,
+                    expected_state=task_states.IMAGE_PENDING_UPLOAD)
+                with self.lxd.export_image(fingerprint) as exported:
+                    self._glance.update(context, image_id,
+                                        {'disk_format': 'raw',
+                                         'container_format': 'bare'},
+                                        data=exported.raw)
+            finally:
+                self.lxd.delete_image(fingerprint)
         finally:
-            self.lxd.delete_snapshot(instance.name, snapshot)
+            self._publishing.discard(name)
+
+    def _delete_snapshot(self, instance, name, expires):
         try:
-            update_task_state(task_state=task_states.IMAGE_UPLOADING,
-                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            with self.lxd.export_image(fingerprint) as exported:
-                self._glance.update(context, image_id,
-                                    {'disk_format': 'raw',
-                                     'container_format': 'bare'},
-                                    data=exported.raw)
-        finally:
-            self.lxd.delete_image(fingerprint)
+            self.lxd.delete_snapshot(instance.name, name)
+        except errors.LXDError as e:
+            # Not in the way of what went wrong before, if anything did.
+            LOG.warning('LXD snapshot %s/%s not deleted (%s); LXD deletes '
+                        'it at %s', instance.name, name, e,
+                        expires.isoformat(), instance=instance)

@@ -20,6 +20,7 @@ from nova import exception
 from nova import test
 from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
+from oslo_utils import timeutils
 
 from nova_lxd import imagecache
 from nova_lxd.lxd import errors
@@ -69,7 +70,7 @@ class FakeLXD(object):
     def image_exists(self, fingerprint):
         return fingerprint in self.store
 
-    def upload_image(self, parts, timeout):
+    def upload_image(self, parts):
         read = []
         for name, path in parts:
             with open(path, 'rb') as f:
@@ -111,11 +112,13 @@ class FakeLXD(object):
 
     # The snapshot pipeline's requests, in the order they are made.
 
-    def snapshot(self, name, snapshot):
+    def snapshot(self, name, snapshot, expires_at):
         self.calls.append(('snapshot', name, snapshot))
+        self.expires_at = expires_at
 
-    def publish_snapshot(self, name, snapshot, properties):
-        self.calls.append(('publish_snapshot', name, snapshot, properties))
+    def publish_snapshot(self, name, snapshot, properties, alias):
+        self.calls.append(('publish_snapshot', name, snapshot, properties,
+                           alias))
         return 'cafe'
 
     def delete_snapshot(self, name, snapshot):
@@ -238,7 +241,7 @@ class EnsureTest(ImageCacheTestCase):
     def test_upload_refused_because_another_process_imported_it(self):
         fingerprint = hashlib.sha256(UNIFIED).hexdigest()
 
-        def already_there(parts, timeout):
+        def already_there(parts):
             self.lxd.store[fingerprint] = {'fingerprint': fingerprint,
                                            'aliases': []}
             raise errors.LXDError(reason='Image with same fingerprint '
@@ -405,6 +408,17 @@ class PruneTest(ImageCacheTestCase):
         self.assertEqual([{'name': 'busybox'}],
                          self.lxd.store['shared']['aliases'])
 
+    def test_orphan_snapshot_images_go_after_a_day(self):
+        self.add('orphan', 'nova-snapshot-1')
+        self.add('mixed', 'nova-snapshot-2', 'operators')
+        self.add('fresh', 'nova-snapshot-3')
+        self.lxd.store['fresh']['uploaded_at'] = '2999-01-01T00:00:00Z'
+        self.cache._publishing.add('nova-snapshot-4')
+        self.add('exporting', 'nova-snapshot-4')
+        self.assertEqual(['orphan'], self.cache.prune([], 0))
+        self.assertEqual({'mixed', 'fresh', 'exporting'},
+                         set(self.lxd.store))
+
     def test_a_failed_delete_is_tried_again_next_time(self):
         self.add('a', 'nova-glance-1')
         self.add('b', 'nova-glance-2')
@@ -441,7 +455,9 @@ class SnapshotTest(ImageCacheTestCase):
         self.assertEqual([
             ('snapshot', name, snap),
             ('publish_snapshot', name, snap,
-             {'description': uuids.server}),
+             {'description': uuids.server},
+             {'name': snap,
+              'description': 'snapshot of instance ' + uuids.server}),
             ('delete_snapshot', name, snap),
             ('export_image', 'cafe')], self.lxd.calls)
         self.assertEqual(['cafe'], self.lxd.deleted)
@@ -464,6 +480,22 @@ class SnapshotTest(ImageCacheTestCase):
         self.assertRaises(errors.LXDError, self.snapshot)
         self.assertEqual('delete_snapshot', self.lxd.calls[-1][0])
         self.assertEqual([], self.updated)
+
+    def test_lxd_deletes_the_snapshot_itself_if_all_else_fails(self):
+        self.flags(snapshot_timeout=100, delete_timeout=30, group='lxd')
+        now = timeutils.utcnow(with_timezone=True)
+        self.snapshot()
+        expires = timeutils.parse_isotime(self.lxd.expires_at)
+        self.assertAlmostEqual(230, (expires - now).total_seconds(),
+                               delta=5)
+
+    def test_a_snapshot_lxd_cannot_delete_does_not_hide_the_failure(self):
+        self.lxd.publish_snapshot = mock.Mock(
+            side_effect=errors.LXDTimeout(reason='publish timed out'))
+        self.lxd.delete_snapshot = mock.Mock(
+            side_effect=errors.LXDError(reason='busy'))
+        e = self.assertRaises(errors.LXDTimeout, self.snapshot)
+        self.assertIn('publish timed out', str(e))
 
     def test_failed_upload_still_removes_the_lxd_image(self):
         self.useFixture(fixtures.MonkeyPatch(
