@@ -38,6 +38,7 @@ from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import constants
 from nova_lxd import image_format
 from nova_lxd.lxd import errors
+from nova_lxd import snapshot_image
 
 CONF = nova.conf.CONF
 
@@ -407,8 +408,9 @@ class ImageCache(object):
         """Publish a point-in-time copy of the container to Glance.
 
         An LXD snapshot first, so the server keeps running; then a private
-        LXD image of it (a unified tarball), streamed to Glance, removed
-        from LXD once uploaded. Both are named nova-snapshot-<image id>:
+        LXD image of it (a unified tarball), streamed to Glance without
+        the config drive (nova_lxd.snapshot_image), removed from LXD once
+        uploaded. Both are named nova-snapshot-<image id>:
         should a step outlive its timeout, the LXD snapshot expires by
         itself and prune removes the image LXD went on to publish.
         """
@@ -434,10 +436,10 @@ class ImageCache(object):
                     task_state=task_states.IMAGE_UPLOADING,
                     expected_state=task_states.IMAGE_PENDING_UPLOAD)
                 with self.lxd.export_image(fingerprint) as exported:
-                    self._glance.update(context, image_id,
-                                        {'disk_format': 'raw',
-                                         'container_format': 'bare'},
-                                        data=exported.raw)
+                    self._glance.update(
+                        context, image_id, {'disk_format': 'raw',
+                                            'container_format': 'bare'},
+                        data=snapshot_image.without_seed(exported.raw))
             finally:
                 self.lxd.delete_image(fingerprint)
         finally:

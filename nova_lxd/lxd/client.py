@@ -484,14 +484,17 @@ class LXD(object):
         """Publish an instance snapshot as a (private) LXD image.
 
         Returns its fingerprint. A container publishes as a unified
-        tarball, which this driver boots again. The image is named by
-        ``alias`` ({name, description}) from the start, so that one whose
-        publish outlived [lxd] snapshot_timeout is found and pruned.
+        tarball, which this driver boots again; uncompressed, as
+        nova_lxd.snapshot_image reads it (it compresses what goes to
+        Glance). The image is named by ``alias`` ({name, description})
+        from the start, so that one whose publish outlived [lxd]
+        snapshot_timeout is found and pruned.
         """
         source = {'type': 'snapshot', 'name': '%s/%s' % (name, snapshot)}
         result = self._run('post', self._client.api.images, json={
             'source': source, 'properties': properties, 'public': False,
-            'aliases': [alias]}, wait=self.conf.snapshot_timeout)
+            'aliases': [alias], 'compression_algorithm': 'none'},
+            wait=self.conf.snapshot_timeout)
         return result['fingerprint']
 
     def export_image(self, fingerprint):

@@ -194,20 +194,6 @@ class LifecycleTest(base.ServersTestCase):
         self.assertEqual(self.image_id.encode(),
                          files.get('/etc/nova-lxd-marker'))
 
-    def glance_keeps_uploads(self):
-        """Nova's Glance fixture drops uploaded data; keep it."""
-        real_update = self.glance.update
-
-        def update(context, image_id, metadata, data=None,
-                   purge_props=False):
-            if data is not None:
-                self.glance._imagedata[image_id] = data.read()
-            return real_update(context, image_id, metadata,
-                               purge_props=purge_props)
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.GlanceFixture.update',
-            lambda fixture, *a, **k: update(*a, **k)))
-
     def test_rebuild_gives_a_fresh_container(self):
         server = self.boot()
         name = server['OS-EXT-SRV-ATTR:instance_name']

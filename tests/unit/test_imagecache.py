@@ -7,6 +7,7 @@ What the real LXD does with them: tests/functional/test_image_cache.py.
 
 import contextlib
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -46,6 +47,12 @@ def tarball(entries):
 UNIFIED = tarball([('metadata.yaml', b'architecture: x86_64\n'),
                    ('rootfs', None), ('rootfs/etc', None)])
 ROOTFS = tarball([('etc', None), ('etc/hostname', b'x\n'), ('bin', None)])
+# What LXD publishes of a container with a config drive (uncompressed).
+PUBLISHED = gzip.decompress(tarball([
+    ('metadata.yaml', b'architecture: x86_64\n'), ('rootfs', None),
+    ('rootfs/etc', None), ('rootfs/var/lib/cloud/seed/config_drive', None),
+    ('rootfs/var/lib/cloud/seed/config_drive/openstack/latest/'
+     'meta_data.json', b'{"admin_pass": "secret"}')]))
 
 
 class FakeLXD(object):
@@ -127,7 +134,7 @@ class FakeLXD(object):
     @contextlib.contextmanager
     def export_image(self, fingerprint):
         self.calls.append(('export_image', fingerprint))
-        yield mock.Mock(raw=io.BytesIO(b'unified tarball'))
+        yield mock.Mock(raw=io.BytesIO(PUBLISHED))
 
 
 class ImageCacheTestCase(test.NoDBTestCase):
@@ -461,9 +468,14 @@ class SnapshotTest(ImageCacheTestCase):
             ('delete_snapshot', name, snap),
             ('export_image', 'cafe')], self.lxd.calls)
         self.assertEqual(['cafe'], self.lxd.deleted)
-        self.assertEqual([(uuids.snap, {'disk_format': 'raw',
-                                        'container_format': 'bare'},
-                           b'unified tarball')], self.updated)
+        # What Glance got: the published tar without the config drive.
+        ((image_id, meta, data),) = self.updated
+        self.assertEqual((uuids.snap, {'disk_format': 'raw',
+                                       'container_format': 'bare'}),
+                         (image_id, meta))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            self.assertEqual(['metadata.yaml', 'rootfs', 'rootfs/etc'],
+                             tar.getnames())
         self.assertEqual([
             (task_states.IMAGE_PENDING_UPLOAD, None),
             (task_states.IMAGE_UPLOADING, task_states.IMAGE_PENDING_UPLOAD)],
