@@ -92,6 +92,7 @@ class LXDDriver(driver.ComputeDriver):
         # NVML and os-brick see this host: the member behind the socket.
         self._local_member = self.lxd.local_member
         self.images = imagecache.ImageCache(self.lxd)
+        self.images.remove_stale_downloads()
         self.console = console.ConsoleLogs(self.lxd)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
@@ -228,7 +229,8 @@ class LXDDriver(driver.ComputeDriver):
     def _create(self, context, instance, image_meta, specs, allocations,
                 parts, files, power_on):
         fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
+            context, image_meta, self._member_arch(instance.node),
+            instance.flavor.root_gb)
         try:
             # Cards are picked and taken (created) under the member's lock.
             with self.gpus.claimed(instance, specs, allocations) as gpus:
@@ -346,7 +348,8 @@ class LXDDriver(driver.ComputeDriver):
         root = container.rescue_root(instance, self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
         fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
+            context, image_meta, self._member_arch(instance.node),
+            instance.flavor.root_gb)
         try:
             self.lxd.create_instance(container.rescue_body(
                 instance, instance.flavor, fingerprint,

@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 import time
 
+from oslo_utils import timeutils
 from oslo_utils import units
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
@@ -108,12 +109,14 @@ class Testbed(object):
     def remove_imported_images(self):
         """Delete the LXD images the driver imported from Glance.
 
-        And its aliases on images it found already there (de-duplicated).
+        And its aliases on images it found already there (de-duplicated),
+        and what snapshots published.
         """
         api = self.client().api
         for image in api.images.get(params={'recursion': 1}).json()[
                 'metadata']:
-            if image_format.ours(image):
+            if image_format.ours(image) or image_format.snapshot_orphan(
+                    image, timeutils.utcnow(with_timezone=True), 0):
                 api.images[image['fingerprint']].delete()
                 continue
             for alias in image.get('aliases') or ():

@@ -76,7 +76,7 @@ def lxd_instance(name, member, uuid=None):
 class FakeImages(object):
     """The image cache, with every image already in LXD."""
 
-    def ensure(self, context, image_meta, member_arch):
+    def ensure(self, context, image_meta, member_arch, root_gb=0):
         return 'f00d'
 
 
