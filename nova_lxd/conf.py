@@ -73,14 +73,68 @@ lxd_opts = [
         'allow_privileged',
         default=False,
         help='Let flavors with lxd:privileged=true run privileged '
-             'containers, whose root is root on the member. Off: such '
-             'boots fail with a fault naming this option.'),
+             'containers, whose root is root on the member (of the '
+             'projects in privileged_projects when it is set). Off: such '
+             'boots and resizes fail with a fault naming this option, and '
+             'privileged containers made before do not start again.'),
+    cfg.ListOpt(
+        'privileged_projects',
+        default=[],
+        help='Keystone project IDs whose servers may be privileged '
+             '(lxd:privileged) when allow_privileged is True. Empty: every '
+             'project. Checked at boot, resize and every start.'),
     cfg.BoolOpt(
         'allow_nesting',
         default=False,
         help='Let flavors with lxd:nesting=true run containers inside '
-             'their container (security.nesting). Off: such boots fail '
-             'with a fault naming this option.'),
+             'their container (security.nesting; of the projects in '
+             'nesting_projects when it is set). Off: such boots and '
+             'resizes fail with a fault naming this option, and nested '
+             'containers made before do not start again.'),
+    cfg.ListOpt(
+        'nesting_projects',
+        default=[],
+        help='Keystone project IDs whose servers may nest containers '
+             '(lxd:nesting) when allow_nesting is True. Empty: every '
+             'project. Checked at boot, resize and every start.'),
+    cfg.BoolOpt(
+        'allow_nvidia_runtime',
+        default=False,
+        help='Let flavors with lxd:nvidia_runtime=true get the host\'s '
+             'NVIDIA libraries (LXD nvidia.runtime or CDI): NVIDIA\'s '
+             'container hook then runs as root of the host over the '
+             'tenant\'s files. Also needed for MIG slices on LXD servers '
+             'without the gpu_mig_cdi extension (LXD 5.0), where LXD '
+             'starts a MIG slice only with nvidia.runtime. Off: such '
+             'boots fail with a fault naming this option, and containers '
+             'with nvidia.runtime do not start again.'),
+    cfg.BoolOpt(
+        'isolated_idmap',
+        default=True,
+        help='Give every container its own range of host uids and gids '
+             '(LXD security.idmap.isolated), so that a process escaping '
+             'one container owns nothing of another. Each container takes '
+             '65536 ids of root\'s subordinate ids (/etc/subuid, '
+             '/etc/subgid) on its member. False: only flavors with '
+             'lxd:isolated_idmap=true get one; the others share one '
+             'range.'),
+    cfg.IntOpt(
+        'max_processes',
+        default=4096,
+        min=0,
+        help='The most processes and threads a container may run at once '
+             '(LXD limits.processes), so that a fork bomb stops at its '
+             'container, unless its flavor sets lxd:max_processes. 0: no '
+             'limit.'),
+    cfg.BoolOpt(
+        'allow_dir_pool',
+        default=False,
+        help='Accept an LXD "dir" storage pool as storage_pool. A dir pool '
+             'enforces root and ephemeral disk sizes only on a backing '
+             'filesystem with project quotas, which LXD does not report, '
+             'while Placement is told each server\'s DISK_GB: a server '
+             'could fill its member\'s disk. Off: nova-compute refuses to '
+             'start on a dir pool; use a btrfs, zfs, lvm or ceph pool.'),
     cfg.BoolOpt(
         'volume_use_multipath',
         default=False,

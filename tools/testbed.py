@@ -191,10 +191,14 @@ class Testbed(object):
 
     def exec(self, container, *command):
         """Run a command in a container: (exit status, stdout, stderr)."""
+        return self.exec_in('default', container, *command)
+
+    def exec_in(self, project, container, *command):
+        """``exec`` in a container of an LXD project."""
         env = dict(os.environ, LXD_DIR=self.lxd_dirs[self.members[0]],
                    LXD_CONF=os.path.join(_require('NOVA_LXD_TESTBED_DIR'),
                                          'lxc-client'))
-        done = subprocess.run(['lxc', 'exec', container, '--'] +
-                              list(command), env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(['lxc', 'exec', '--project', project,
+                               container, '--'] + list(command), env=env,
+                              capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout, done.stderr

@@ -19,6 +19,7 @@ operation and the translation of LXD's errors are written once, here.
 import contextlib
 from email import utils as email_utils
 import os
+import stat
 import time
 from urllib import parse
 
@@ -72,12 +73,18 @@ def _https_session(conf):
         if not os.path.exists(getattr(conf, opt)):
             raise errors.bad_config('[lxd] %s: no file %s.' % (
                 opt, getattr(conf, opt)))
+    check_key_mode(conf.client_key)
     if not conf.server_cert and not conf.insecure:
         raise errors.bad_config(
             'LXD endpoint %s is HTTPS but [lxd] server_cert is not set. Set '
             'it to the LXD server\'s certificate (cluster.crt of a cluster) '
             'so that the server is verified; [lxd] insecure = True skips '
             'verification.' % conf.endpoint)
+    if conf.insecure:
+        LOG.warning('[lxd] insecure = True: the certificate of LXD at %s is '
+                    'not verified; anyone on the path to it can impersonate '
+                    'it and see every request. Set [lxd] server_cert and '
+                    'insecure = False.', conf.endpoint)
     try:
         return tls.https_session(conf.client_cert, conf.client_key,
                                  conf.server_cert, conf.insecure)
@@ -85,6 +92,22 @@ def _https_session(conf):
         raise errors.bad_config(
             '[lxd] server_cert %s is not a readable PEM certificate: %s'
             % (conf.server_cert, e))
+
+
+def check_key_mode(path):
+    """Refuse a private key that every user of this host can read.
+
+    The key is LXD's trust in nova-compute: whoever reads it controls
+    every container. Its group may read it (nova-compute's group), the
+    world may not.
+    """
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & stat.S_IRWXO:
+        raise errors.bad_config(
+            '[lxd] client_key %s can be read by every user of this host '
+            '(mode %04o): anyone could then control LXD as nova-compute. '
+            'Run: chmod 600 %s (or 640 with nova-compute\'s group).'
+            % (path, mode, path))
 
 
 def _connect_error(endpoint, conf, exc):
@@ -265,9 +288,12 @@ class LXD(object):
         pool = self._client.api.storage_pools[self.conf.storage_pool]
         return self._get(pool.resources, params=self._target(member))
 
-    def pool(self, member):
-        """``[lxd] storage_pool`` as seen on one member (driver, source)."""
-        pool = self._client.api.storage_pools[self.conf.storage_pool]
+    def pool(self, member, name=None):
+        """A pool (default: ``[lxd] storage_pool``) as seen on one member.
+
+        Its driver and, on that member, its ``source``.
+        """
+        pool = self._client.api.storage_pools[name or self.conf.storage_pool]
         return self._get(pool, params=self._target(member))
 
     def instances(self):
@@ -600,8 +626,9 @@ class LXD(object):
         if result.get('status_code') in UNFINISHED:
             result = self._cancel(operation, result, wait)
         if result.get('status_code') != 200:
-            raise errors.LXDError(reason=result.get('err') or '%s after %ds'
-                                  % (result.get('status'), wait))
+            raise _logged(errors.LXDError(
+                reason=result.get('err') or '%s after %ds' % (
+                    result.get('status'), wait)))
         return result.get('metadata')
 
     def _wait_operation(self, operation, wait):
@@ -643,7 +670,14 @@ class LXD(object):
         except pylxd_exc.Conflict as e:
             raise errors.LXDConflict(reason=errors.reason(e))
         except pylxd_exc.LXDAPIException as e:
-            raise errors.LXDError(reason=errors.reason(e))
+            raise _logged(errors.LXDError(reason=errors.reason(e)))
         except requests.RequestException as e:
-            raise errors.LXDError(
-                reason='cannot reach %s: %s' % (self.endpoint, e))
+            raise _logged(errors.LXDError(
+                reason='cannot reach %s: %s' % (self.endpoint, e)))
+
+
+def _logged(error):
+    """Log LXD's whole words where the tenant's message leaves paths out."""
+    if error.lxd_reason != errors.tenant_safe(error.lxd_reason):
+        LOG.warning('LXD: %s', error.lxd_reason)
+    return error

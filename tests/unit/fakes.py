@@ -46,6 +46,13 @@ class FakeLXD(object):
         self.calls.append(('pool_resources', member))
         return data.POOL_RESOURCES
 
+    # [lxd] storage_pool: btrfs, which enforces sizes.
+    pool_driver = 'btrfs'
+
+    def pool(self, member):
+        return {'name': self.conf.storage_pool, 'driver': self.pool_driver,
+                'config': {}}
+
     def instances(self):
         self.calls.append(('instances',))
         return self.lxd_instances

@@ -1,13 +1,17 @@
 """The LXD door's own rules, with pylxd faked."""
 
+import os
 from unittest import mock
 
+import fixtures
+from nova import exception
 from nova import test
 from pylxd import exceptions as pylxd_exc
 import requests
 
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
+from tests import certs
 
 
 class BusyTest(test.NoDBTestCase):
@@ -197,3 +201,38 @@ class RequestTest(test.NoDBTestCase):
         self.api.images.aliases['b'].get.side_effect = pylxd_exc.NotFound(
             self.response(404, {'error': 'not found'}))
         self.assertIsNone(self.lxd.image_alias('b'))
+
+
+class HTTPSOptionsTest(test.NoDBTestCase):
+    """The client key's mode and [lxd] insecure, before any request."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.cert, self.key = certs.write_self_signed(self.tmp, 'nova')
+        self.conf = mock.Mock(endpoint='https://lxd:8443',
+                              client_cert=self.cert, client_key=self.key,
+                              server_cert=self.cert, insecure=False)
+
+    def test_key_only_its_owner_and_group_read(self):
+        for mode in (0o600, 0o400, 0o640):
+            os.chmod(self.key, mode)
+            client._https_session(self.conf)
+
+    def test_key_others_can_read_is_refused(self):
+        for mode in (0o644, 0o604, 0o666):
+            os.chmod(self.key, mode)
+            e = self.assertRaises(exception.InvalidConfiguration,
+                                  client._https_session, self.conf)
+            self.assertIn('[lxd] client_key %s' % self.key, str(e))
+            self.assertIn('mode %04o' % mode, str(e))
+            self.assertIn('chmod 600 %s' % self.key, str(e))
+
+    def test_insecure_is_said_in_the_log(self):
+        log = self.useFixture(fixtures.FakeLogger())
+        client._https_session(self.conf)
+        self.assertNotIn('insecure', log.output)
+        self.conf.insecure = True
+        client._https_session(self.conf)
+        self.assertIn('[lxd] insecure = True: the certificate of LXD at '
+                      'https://lxd:8443 is not verified', log.output)
