@@ -88,6 +88,13 @@ lxd_opts = [
              '[libvirt] volume_use_multipath does for libvirt. The '
              'multipath daemon must run on the member.'),
     cfg.IntOpt(
+        'move_timeout',
+        default=1800,
+        min=1,
+        help='Seconds an LXD cluster move may take: a cold migration or '
+             'resize to another member copies the container\'s root and '
+             'its ephemeral disk from member to member.'),
+    cfg.IntOpt(
         'timeout',
         default=60,
         min=1,

@@ -6,6 +6,7 @@ once; what was read is kept here, like a hypervisor's console log file.
 
 from nova import exception
 
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
@@ -22,7 +23,7 @@ class ConsoleLogs(object):
     def output(self, instance):
         """The last MAX_CONSOLE_BYTES of the instance's console output."""
         try:
-            new = self.lxd.console_log(instance.name)
+            new = self.lxd.console_log(container.name(instance))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         log = (self._logs.get(instance.name, '') + new)[-MAX_CONSOLE_BYTES:]

@@ -62,9 +62,20 @@ class Part:
     profiles: tuple[str, ...] = ()
 
 
+def name(instance: 'objects.Instance') -> str:
+    """The name of an instance's container.
+
+    The instance's name, unless an evacuation had to give the container
+    another (Nova's system metadata keeps it).
+    """
+    return (instance.system_metadata.get(constants.CONTAINER_NAME_META) or
+            instance.name)
+
+
 def instance_uuid(lxd_instance: Body) -> str | None:
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
-    return lxd_instance.get('config', {}).get(constants.INSTANCE_UUID_KEY)
+    return (lxd_instance.get('config') or {}).get(
+        constants.INSTANCE_UUID_KEY)
 
 
 def _quota(extra_specs: Mapping[str, str], key: str) -> int | None:
@@ -191,12 +202,16 @@ def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
         constants.INSTANCE_UUID_KEY: instance.uuid,
         constants.PROJECT_KEY: instance.project_id,
         constants.FLAVOR_KEY: flavor.name,
+        # Nova starts servers (resume_guests_state_on_host_boot), never
+        # LXD: a member back from a failure must not start a server that
+        # was evacuated meanwhile.
+        'boot.autostart': 'false',
     }
     config.update(limits(flavor))
     config.update(security_config(specs, allow_privileged, allow_nesting))
     devices = {'root': root_disk(flavor, pool, flavor.extra_specs)}
     return {
-        'name': instance.name,
+        'name': name(instance),
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         # No operator profile: the container is exactly what the driver
@@ -222,7 +237,7 @@ def rescue_root(instance: 'objects.Instance', pool_info: Body) -> str:
                    'storage_pool is %s' % (
                        ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
     return '%s/containers/%s/rootfs' % (pool_info['config']['source'],
-                                        instance.name)
+                                        name(instance))
 
 
 def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
@@ -235,7 +250,7 @@ def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
     config = {constants.RESCUE_OF_KEY: instance.uuid}
     config.update(limits(flavor))
     return {
-        'name': constants.rescue_name(instance.name),
+        'name': constants.rescue_name(name(instance)),
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         'profiles': [],
@@ -282,4 +297,51 @@ def resized(found: Body, flavor: 'objects.Flavor', gpus: Part) -> Body:
     devices.update(gpus.devices)
     profiles = [p for p in found['profiles']
                 if not constants.is_gpu_profile(p)] + list(gpus.profiles)
+    return dict(found, config=config, devices=devices, profiles=profiles)
+
+
+# -- a move to another member ------------------------------------------
+
+
+def member_bound(device: str) -> bool:
+    """A device of the driver that only makes sense on its member.
+
+    GPUs name the member's cards, volumes its host's block devices, the
+    ephemeral disk its custom volume on the member: they are taken out
+    before a move and given again by the destination.
+    """
+    return (constants.is_gpu_device(device) or
+            device == constants.EPHEMERAL_DEVICE or
+            device.startswith(constants.VOLUME_DEVICE_PREFIX))
+
+
+def unbound(found: Body) -> Body:
+    """``found`` without its member-bound devices and GPU profiles."""
+    return dict(found,
+                devices={n: d for n, d in found['devices'].items()
+                         if not member_bound(n)},
+                profiles=[p for p in found['profiles']
+                          if not constants.is_gpu_profile(p)])
+
+
+def rehomed(found: Body, flavor: 'objects.Flavor',
+            parts: Iterable[Part]) -> Body:
+    """``found`` on its new member: ``flavor``'s limits and root, ``parts``.
+
+    ``parts`` (the ports, volumes, ephemeral disk and GPUs the new member
+    gives) replace the driver's ports and member-bound devices; for LXD's
+    PUT (client.replace_instance).
+    """
+    parts = list(parts)
+    config = dict(found['config'])
+    config.update(limits(flavor))
+    config[constants.FLAVOR_KEY] = flavor.name
+    devices = {n: d for n, d in found['devices'].items()
+               if not (member_bound(n) or
+                       n.startswith(constants.PORT_DEVICE_PREFIX))}
+    devices['root'] = _resized_root(found, flavor)
+    devices.update(_merged('device', [part.devices for part in parts]))
+    profiles = [p for p in found['profiles']
+                if not constants.is_gpu_profile(p)]
+    profiles += [p for part in parts for p in part.profiles]
     return dict(found, config=config, devices=devices, profiles=profiles)

@@ -27,6 +27,7 @@ from nova import exception
 from nova.image import glance
 
 from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd import image_format
 from nova_lxd.lxd import errors
 
@@ -187,7 +188,12 @@ class ImageCache(object):
         instance of the project (any nova-compute's), and those this
         process ensured within the age. Returns the deleted fingerprints.
         """
-        in_use = set(in_use_fingerprints) | self._used_by_instances()
+        used = self._used_by_instances()
+        if used is None:
+            LOG.info('A member is offline: which images its containers use '
+                     'is not known; nothing is pruned until it is back')
+            return []
+        in_use = set(in_use_fingerprints) | used
         recent = time.monotonic() - max_unused_age_seconds
         in_use |= {fp for fp, when in self._ensured.items() if when > recent}
         now = timeutils.utcnow(with_timezone=True)
@@ -214,8 +220,15 @@ class ImageCache(object):
         return removed
 
     def _used_by_instances(self):
-        return {i['config'].get('volatile.base_image')
-                for i in self.lxd.instances()} - {None}
+        """Base images of every instance; None when some are unknown.
+
+        LXD lists an offline member's instances without their config.
+        """
+        found = self.lxd.instances()
+        if any(i.get('config') is None for i in found):
+            return None
+        return {i['config'].get('volatile.base_image') for i in found} - {
+            None}
 
     def _delete_alias(self, name):
         try:
@@ -236,15 +249,16 @@ class ImageCache(object):
         """
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         snapshot = constants.SNAPSHOT_PREFIX + image_id
+        name = container.name(instance)
         try:
-            self.lxd.snapshot(instance.name, snapshot)
+            self.lxd.snapshot(name, snapshot)
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         try:
             fingerprint = self.lxd.publish_snapshot(
-                instance.name, snapshot, {'description': instance.uuid})
+                name, snapshot, {'description': instance.uuid})
         finally:
-            self.lxd.delete_snapshot(instance.name, snapshot)
+            self.lxd.delete_snapshot(name, snapshot)
         try:
             update_task_state(task_state=task_states.IMAGE_UPLOADING,
                               expected_state=task_states.IMAGE_PENDING_UPLOAD)

@@ -10,35 +10,58 @@ from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
 
 
-class ChangeStateTest(test.NoDBTestCase):
+class BusyTest(test.NoDBTestCase):
+    """LXD's "Instance is busy" is tried again, for every action."""
 
     def setUp(self):
         super().setUp()
         self.lxd = object.__new__(client.LXD)
         self.lxd.conf = mock.Mock(timeout=10)
         self.lxd._client = mock.MagicMock()
-        self.lxd._run = mock.Mock()
+        self.lxd._start = mock.Mock(return_value={'type': 'sync'})
         self.sleep = self.useFixture(test.fixtures.MockPatch(
             'time.sleep')).mock
 
     def test_waits_while_lxd_still_holds_the_instance_lock(self):
         busy = errors.LXDError(
             reason='Instance is busy running a "update" operation')
-        self.lxd._run.side_effect = [busy, busy, None]
-        self.lxd.change_state('c1', 'stop', force=True)
-        self.assertEqual(3, self.lxd._run.call_count)
+        for action in (lambda: self.lxd.change_state('c1', 'stop',
+                                                     force=True),
+                       lambda: self.lxd.delete_instance('c1'),
+                       lambda: self.lxd.update_instance('c1', {}),
+                       lambda: self.lxd.move_instance('c1', 'lxd2', 60)):
+            self.lxd._start.reset_mock()
+            self.lxd._start.side_effect = [busy, busy, {'type': 'sync'}]
+            action()
+            self.assertEqual(3, self.lxd._start.call_count)
+        self.sleep.assert_called_with(client.BUSY_RETRY_SECONDS)
+
+    def test_busy_operations_too(self):
+        # LXD may answer busy when the operation runs, not when asked.
+        self.lxd._start.return_value = {
+            'type': 'async', 'operation': '/1.0/operations/op1'}
+        wait = self.lxd._client.api.operations['op1'].wait.get
+        busy = mock.Mock(status_code=200)
+        busy.json.return_value = {'metadata': {
+            'status_code': 400, 'err': 'Instance is busy running a "start" '
+                                       'operation'}}
+        done = mock.Mock(status_code=200)
+        done.json.return_value = {'metadata': {'status_code': 200}}
+        wait.side_effect = [busy, done]
+        self.lxd.change_state('c1', 'stop')
+        self.assertEqual(2, self.lxd._start.call_count)
 
     def test_other_errors_and_lasting_busy_are_raised(self):
-        self.lxd._run.side_effect = errors.LXDError(reason='no such thing')
+        self.lxd._start.side_effect = errors.LXDError(reason='no such thing')
         self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
                           'start')
-        self.assertEqual(1, self.lxd._run.call_count)
-        self.lxd._run.reset_mock()
-        self.lxd._run.side_effect = errors.LXDError(
+        self.assertEqual(1, self.lxd._start.call_count)
+        self.lxd._start.reset_mock()
+        self.lxd._start.side_effect = errors.LXDError(
             reason='Instance is busy running a "start" operation')
         self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
                           'stop')
-        self.assertEqual(client.BUSY_RETRIES + 1, self.lxd._run.call_count)
+        self.assertEqual(client.BUSY_RETRIES + 1, self.lxd._start.call_count)
 
 
 class DeleteOwnedTest(test.NoDBTestCase):
