@@ -204,8 +204,8 @@ class LXDDriver(driver.ComputeDriver):
     def get_info(self, instance, use_cache=True):
         """The server's power state as LXD has it.
 
-        For Nova's power-state sync (``use_cache``): NOSTATE while its
-        member is offline (Nova then leaves the server as it is), and
+        NOSTATE while its member is offline (Nova's power-state sync then
+        leaves the server as it is). For that sync (``use_cache``),
         SHUTDOWN when its container is gone (Nova marks it SHUTOFF; a
         delete still works).
         """
@@ -217,7 +217,11 @@ class LXDDriver(driver.ComputeDriver):
         if (use_cache and name in statuses and
                 time.monotonic() - taken < STATUS_CACHE_SECONDS):
             return hardware.InstanceInfo(state=statuses[name])
-        found = self.lxd.instance_state(name)
+        # From the listing: it answers for an offline member's containers
+        # too (without their config), where LXD would wait, then fail.
+        found = self.lxd.locate(name)
+        if found is not None and found.get('config') is None:
+            return hardware.InstanceInfo(state=power_state.NOSTATE)
         if found is None and use_cache:
             LOG.warning('Container %s is gone from LXD', name,
                         instance=instance)
@@ -503,6 +507,9 @@ class LXDDriver(driver.ComputeDriver):
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
                       encryption=None):
+        if instance.host != self._host:
+            # An evacuation to here: the volume was on the lost host.
+            return
         self.disks.detach(instance, connection_info)
 
     def extend_volume(self, context, connection_info, instance,

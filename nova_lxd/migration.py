@@ -283,20 +283,22 @@ class Migrations(object):
         """The spawn in the ``with`` block on the member it belongs on.
 
         Nova evacuates with the instance's node still the lost member's
-        (it sets the destination once the rebuild is done): the block sees
-        the destination, and the node is put back if the block fails.
+        (it sets the destination, with its compute id, once the rebuild is
+        done): the block sees the destination, Nova the node it set.
         """
         migration = self.evacuation(context, instance)
         if migration is None:
             yield None
             return
         lost = instance.node
+        changed = 'node' in instance.obj_what_changed()
         instance.node = migration.dest_node
         try:
             yield migration
-        except Exception:
+        finally:
             instance.node = lost
-            raise
+            if not changed:
+                instance.obj_reset_changes(['node'])
 
     def name_for_spawn(self, instance):
         """Name the container a spawn on ``instance.node`` will create.

@@ -73,6 +73,9 @@ class FakeLXD(object):
 
     def locate(self, name):
         self.calls.append(('locate', name))
+        if name in self.states:
+            return dict(self.states[name], name=name, location='lxd1',
+                        config={})
         return next((i for i in self.lxd_instances if i['name'] == name),
                     None)
 
