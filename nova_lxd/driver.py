@@ -205,9 +205,8 @@ class LXDDriver(driver.ComputeDriver):
         """The server's power state as LXD has it.
 
         NOSTATE while its member is offline (Nova's power-state sync then
-        leaves the server as it is). For that sync (``use_cache``),
-        SHUTDOWN when its container is gone (Nova marks it SHUTOFF; a
-        delete still works).
+        leaves the server as it is); SHUTDOWN when its container is gone
+        (the sync marks it SHUTOFF; a delete still works).
         """
         # A rescued server is its rescue container.
         name = container.name(instance)
@@ -222,12 +221,10 @@ class LXDDriver(driver.ComputeDriver):
         found = self.lxd.locate(name)
         if found is not None and found.get('config') is None:
             return hardware.InstanceInfo(state=power_state.NOSTATE)
-        if found is None and use_cache:
+        if found is None:
             LOG.warning('Container %s is gone from LXD', name,
                         instance=instance)
             return hardware.InstanceInfo(state=power_state.SHUTDOWN)
-        if found is None:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
         return hardware.InstanceInfo(state=state.power_state_from(found))
 
     def instance_exists(self, instance):
