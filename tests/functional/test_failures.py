@@ -8,12 +8,11 @@ test looks at what Nova says and what LXD has.
 import time
 
 import fixtures
-import testtools.content
 from nova import context
 from nova import utils
+import testtools.content
 
 from nova_lxd.lxd import client
-from nova_lxd.lxd import errors
 from tests.functional import base
 from tests.functional import test_migration
 
