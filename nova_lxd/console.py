@@ -9,6 +9,7 @@ file.
 from nova import exception
 from oslo_log import log as logging
 
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 LOG = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class ConsoleLogs(object):
     def output(self, instance):
         """The last MAX_CONSOLE_BYTES of the instance's console output."""
         try:
-            new = self.lxd.console_log(instance.name)
+            new = self.lxd.console_log(container.name(instance))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         log = (self._logs.get(instance.name, b'') + new)[-MAX_CONSOLE_BYTES:]

@@ -4,11 +4,11 @@ from unittest import mock
 
 from nova import exception
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import console
 from nova_lxd.lxd import errors
+from tests.unit import fakes
 
 
 class ConsoleLogsTest(test.NoDBTestCase):
@@ -17,8 +17,8 @@ class ConsoleLogsTest(test.NoDBTestCase):
         super().setUp()
         self.lxd = mock.Mock()
         self.logs = console.ConsoleLogs(self.lxd)
-        self.instance = fake_instance.fake_instance_obj(None,
-                                                        uuid=uuids.server)
+        self.instance = fakes.instance(
+            uuid=uuids.server)
 
     def test_what_was_read_is_kept(self):
         self.lxd.console_log.side_effect = [b'booted\n', b'', b'halting\n']
