@@ -141,12 +141,82 @@ lxd_opts = [
         help='Connect Cinder volumes over multipath (os-brick), as '
              '[libvirt] volume_use_multipath does for libvirt. The '
              'multipath daemon must run on the member.'),
+    cfg.StrOpt(
+        'image_download_dir',
+        help='Folder where Glance images are downloaded and checked before '
+             'their import into LXD, each in a folder of its own that goes '
+             'once the image is in LXD. Unset: lxd-images under '
+             '[DEFAULT] state_path. Not the system\'s temporary folder, '
+             'which is in memory on some distributions. A download starts '
+             'only when the folder\'s file system has room for the image '
+             '(Glance\'s size) and 256 MiB more; downloads left by a '
+             'nova-compute that stopped mid-way are removed when it '
+             'starts.'),
+    cfg.IntOpt(
+        'image_max_expanded_gb',
+        default=50,
+        min=1,
+        help='Largest size, in GiB, that the files of a Glance image may '
+             'add up to once unpacked. LXD unpacks an image on each member '
+             'that runs it, before any root disk quota applies, and a '
+             'small compressed upload can hold far more: boots of larger '
+             'images fail with a fault naming this option. Images larger '
+             'than the flavor\'s root disk (when it has one) are refused '
+             'too.'),
+    cfg.IntOpt(
+        'image_max_files',
+        default=1000000,
+        min=1,
+        help='Most files (tar members, squashfs inodes) a Glance image may '
+             'hold. The check of an image reads each file\'s header once; '
+             'this bounds its time, and the inodes each member spends on '
+             'the image.'),
+    cfg.IntOpt(
+        'move_timeout',
+        default=1800,
+        min=1,
+        help='Seconds an LXD cluster move may take: a cold migration or '
+             'resize to another member copies the container\'s root and '
+             'its ephemeral disk from member to member.'),
     cfg.IntOpt(
         'timeout',
         default=60,
         min=1,
         help='Seconds to wait for one LXD API request, and for an LXD '
-             'background operation (create, start, ...) to finish.'),
+             'background operation that has no timeout of its own below '
+             '(start, stop, device and config changes, ...) to finish.'),
+    cfg.IntOpt(
+        'create_timeout',
+        default=600,
+        min=1,
+        help='Seconds to wait for LXD to create a container (it unpacks '
+             'the image on the member, a full copy on a dir pool). Past '
+             'it the build fails; LXD cannot cancel a create and goes on '
+             'with it, and deleting the server removes what it made.'),
+    cfg.IntOpt(
+        'snapshot_timeout',
+        default=1800,
+        min=1,
+        help='Seconds to wait for LXD to snapshot a container, and again '
+             'to publish the snapshot as an image (it writes the whole '
+             'root file system). Past either the server snapshot fails; '
+             'the LXD snapshot expires by itself and the image LXD may '
+             'still publish is named nova-snapshot-<image id>, which the '
+             'image cache manager removes.'),
+    cfg.IntOpt(
+        'image_import_timeout',
+        default=1800,
+        min=1,
+        help='Seconds to wait for LXD to take in an image uploaded from '
+             'Glance (it hashes it, unpacks its metadata and may copy it to '
+             'other members).'),
+    cfg.IntOpt(
+        'delete_timeout',
+        default=600,
+        min=1,
+        help='Seconds to wait for LXD to delete a container, an image, a '
+             'snapshot or a storage volume (a dir pool removes every file '
+             'of it).'),
 ]
 
 

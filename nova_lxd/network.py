@@ -114,17 +114,22 @@ def free_interface(devices):
     return INTERFACE_NAME % n
 
 
+def interface_names(network_info):
+    """{port id: interface name in the container}: eth0, eth1... in order."""
+    return {vif['id']: INTERFACE_NAME % n
+            for n, vif in enumerate(network_info or ())}
+
+
 def nic_devices(network_info, extra_specs):
-    """{LXD device name: nic} for all ports, eth0, eth1... in order.
+    """{LXD device name: nic} for all ports, named by interface_names.
 
     Raises VIFError for a port a container cannot take, before anything
     is plugged or created.
     """
-    devices = {}
-    for vif in network_info or ():
-        devices[device_name(vif)] = nic_device(
-            vif, osvif_vif(vif), free_interface(devices), extra_specs)
-    return devices
+    names = interface_names(network_info)
+    return {device_name(vif): nic_device(vif, osvif_vif(vif),
+                                         names[vif['id']], extra_specs)
+            for vif in network_info or ()}
 
 
 def plugged_events(network_info):
@@ -185,7 +190,7 @@ class VIFs(object):
     def attach(self, instance, vif):
         """Plug a port and add its nic to the container, live."""
         try:
-            devices = self.lxd.instance(instance.name)['devices']
+            devices = self.lxd.instance(container.name(instance))['devices']
             self.check_member(instance, [vif])
             device = nic_device(vif, osvif_vif(vif), free_interface(devices),
                                 instance.flavor.extra_specs)
@@ -195,8 +200,8 @@ class VIFs(object):
                       instance=instance)
             raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
         try:
-            self.lxd.update_instance(
-                instance.name, {'devices': {device_name(vif): device}})
+            self.lxd.update_instance(container.name(instance), {
+                'devices': {device_name(vif): device}})
         except errors.LXDError as e:
             LOG.error('LXD refused the nic of port %s: %s', vif['id'], e,
                       instance=instance)
@@ -206,7 +211,8 @@ class VIFs(object):
     def detach(self, instance, vif):
         """Remove a port's nic from the container, live; then unplug."""
         try:
-            self.lxd.remove_device(instance.name, device_name(vif))
+            self.lxd.remove_device(container.name(instance),
+                                   device_name(vif))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         self.unplug(instance, [vif])

@@ -29,14 +29,21 @@ from pylxd import exceptions as pylxd_exc
 import requests
 from requests_toolbelt import multipart
 
+from nova_lxd import constants
 from nova_lxd.lxd import errors
 from nova_lxd.lxd import tls
 
 LOG = logging.getLogger(__name__)
 
-# "Instance is busy running a ... operation": retries, seconds apart.
-BUSY_RETRIES = 20
+# "Instance is busy running a ... operation": LXD's refusal while another
+# operation holds the instance; tried again this often, seconds apart.
+BUSY = 'is busy running'
+BUSY_RETRIES = 40
 BUSY_RETRY_SECONDS = 0.25
+# LXD's operation status codes: not finished yet (Created, Started,
+# Running, Cancelling, Pending).
+UNFINISHED = (100, 101, 103, 104, 105)
+CANCELLED = 401
 
 LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
                  '/var/lib/lxd/unix.socket')
@@ -342,10 +349,13 @@ class LXD(object):
             return None
 
     def create_instance(self, body, member):
-        """Create on exactly ``member``: LXD's own placement is never used."""
+        """Create on exactly ``member``: LXD's own placement is never used.
+
+        Waits [lxd] create_timeout (it unpacks the image on the member).
+        """
         params = self._target(member)
         self._run('post', self._client.api.instances, json=body,
-                  params=params)
+                  params=params, wait=self.conf.create_timeout)
 
     def change_state(self, name, action, timeout=None, force=False):
         """start, stop, restart, freeze or unfreeze, and wait for it.
@@ -356,17 +366,47 @@ class LXD(object):
         body = {'action': action, 'force': force}
         if timeout:
             body['timeout'] = timeout
-        # LXD releases an instance's operation lock a moment after the
-        # operation that took it (an update, say) has answered: wait for it.
-        for attempt in range(BUSY_RETRIES, -1, -1):
-            try:
-                self._run('put', self._client.api.instances[name].state,
-                          json=body, wait=(timeout or 0) + self.conf.timeout)
-                return
-            except errors.LXDError as e:
-                if not attempt or 'is busy running' not in str(e):
-                    raise
-                time.sleep(BUSY_RETRY_SECONDS)
+        self._run('put', self._client.api.instances[name].state,
+                  json=body, wait=(timeout or 0) + self.conf.timeout)
+
+    def move_instance(self, name, member, timeout):
+        """Move a stopped instance to ``member``: LXD's cluster move.
+
+        Not live (LXD 5.0 takes ``live`` for true when it is left out,
+        which needs CRIU). The instance keeps its name and config; its
+        root goes through LXD's migration to the member's pool.
+        ``timeout``: how long the copy may take.
+        """
+        self._run('post', self._client.api.instances[name],
+                  json={'name': name, 'migration': True, 'live': False},
+                  params={'target': member}, wait=timeout)
+
+    def locate(self, name):
+        """{'name', 'location', 'status_code'...} of ``name``; None if none.
+
+        From the instance listing, which answers for instances of an
+        offline member too (with ``config`` None and status Error),
+        where ``GET /1.0/instances/<name>`` waits for that member.
+        """
+        found = self._get(self._client.api.instances, params={
+            'recursion': 1, 'filter': 'name eq %s' % name})
+        return found[0] if found else None
+
+    def instances_of(self, owner):
+        """The instances whose Nova keys name ``owner`` (a UUID): one request.
+
+        Its containers and rescue containers, with their location; an
+        offline member's are not known (LXD lists them without config).
+        """
+        return self._get(self._client.api.instances, params={
+            'recursion': 1,
+            'filter': ' or '.join('config.%s eq %s' % (key, owner) for key in (
+                constants.INSTANCE_UUID_KEY, constants.RESCUE_OF_KEY))})
+
+    def instance_names(self):
+        """Names of every instance of the project: one cheap request."""
+        return {parse.urlparse(url).path.rsplit('/', 1)[-1]
+                for url in self._get(self._client.api.instances)}
 
     def update_instance(self, name, patch):
         """PATCH the instance's config or devices (applied live)."""
@@ -411,10 +451,50 @@ class LXD(object):
         """Delete a custom volume of ``member``; False if already gone."""
         try:
             self._run('delete', self._volumes(pool)[name],
-                      params=self._target(member))
+                      params=self._target(member),
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
+
+    def volume_locations(self, pool, name):
+        """The members that have a custom volume ``name`` in ``pool``."""
+        return [v.get('location', '') for v in self._get(
+            self._client.api.storage_pools[pool].volumes,
+            params={'recursion': 1, 'filter': 'name eq %s' % name})
+            if v['type'] == 'custom']
+
+    def move_volume(self, pool, name, source, member, timeout):
+        """Move a custom volume of member ``source`` to ``member``.
+
+        As ``lxc storage volume move --target --destination-target`` does
+        it on LXD 5.0: ``source`` offers the volume as a migration,
+        ``member`` pulls it from there, then the source's copy is
+        deleted. ``timeout``: how long the copy may take.
+        """
+        volume = self._volumes(pool)[name]
+        found = self._get(volume, params=self._target(source))
+        offer = self._start('post', volume, params=self._target(source),
+                            json={'name': name, 'pool': pool,
+                                  'migration': True})
+        operation = parse.urlparse(offer['operation']).path
+        self._run('post', self._client.api.storage_pools[pool].volumes.custom,
+                  params=self._target(member), wait=timeout, json={
+                      'name': name, 'type': 'custom',
+                      'config': found['config'],
+                      'description': found.get('description', ''),
+                      'content_type': found.get('content_type',
+                                                'filesystem'),
+                      'source': {
+                          'type': 'migration', 'mode': 'pull',
+                          'name': name, 'pool': pool,
+                          'operation': self.member_urls()[source].rstrip(
+                              '/') + operation,
+                          'certificate': self.environment['certificate'],
+                          'secrets': offer['metadata']['metadata'],
+                          'volume_only': False}})
+        self._wait(offer, timeout)
+        self.delete_volume(pool, name, source)
 
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""
@@ -439,7 +519,8 @@ class LXD(object):
     def delete_instance(self, name):
         """Delete; False when it was already gone."""
         try:
-            self._run('delete', self._client.api.instances[name])
+            self._run('delete', self._client.api.instances[name],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
@@ -489,38 +570,57 @@ class LXD(object):
                                        'application/octet-stream'})
 
     def console_log(self, name):
-        """Console output that LXD has not handed out yet.
+        """Console output (bytes) that LXD has not handed out yet.
 
         For a running container LXD 5.0 hands each line out only once.
         """
         try:
             return self._request('get', self._client.api.instances[name]
-                                 .console, is_api=False).text
+                                 .console, is_api=False).content
         except errors.LXDNotFound:
             raise
         except errors.LXDError as e:
             # LXD 5.0 answers 500 "open : no such file" when nothing new.
             if 'no such file' in str(e):
-                return ''
+                return b''
             raise
 
-    def snapshot(self, name, snapshot):
+    def snapshot(self, name, snapshot, expires_at):
+        """An instance snapshot that LXD deletes itself at ``expires_at``.
+
+        ``expires_at``: an ISO 8601 date; what a pipeline that stopped
+        waiting for it leaves goes on its own. Waits [lxd] snapshot_timeout.
+        """
         self._run('post', self._client.api.instances[name].snapshots,
-                  json={'name': snapshot, 'stateful': False})
+                  json={'name': snapshot, 'stateful': False,
+                        'expires_at': expires_at},
+                  wait=self.conf.snapshot_timeout)
 
     def delete_snapshot(self, name, snapshot):
-        self._run('delete',
-                  self._client.api.instances[name].snapshots[snapshot])
+        """Delete an instance snapshot; False when already gone."""
+        try:
+            self._run('delete',
+                      self._client.api.instances[name].snapshots[snapshot],
+                      wait=self.conf.delete_timeout)
+        except errors.LXDNotFound:
+            return False
+        return True
 
-    def publish_snapshot(self, name, snapshot, properties):
+    def publish_snapshot(self, name, snapshot, properties, alias):
         """Publish an instance snapshot as a (private) LXD image.
 
         Returns its fingerprint. A container publishes as a unified
-        tarball, which this driver boots again.
+        tarball, which this driver boots again; uncompressed, as
+        nova_lxd.snapshot_image reads it (it compresses what goes to
+        Glance). The image is named by ``alias`` ({name, description})
+        from the start, so that one whose publish outlived [lxd]
+        snapshot_timeout is found and pruned.
         """
         source = {'type': 'snapshot', 'name': '%s/%s' % (name, snapshot)}
         result = self._run('post', self._client.api.images, json={
-            'source': source, 'properties': properties, 'public': False})
+            'source': source, 'properties': properties, 'public': False,
+            'aliases': [alias], 'compression_algorithm': 'none'},
+            wait=self.conf.snapshot_timeout)
         return result['fingerprint']
 
     def export_image(self, fingerprint):
@@ -531,7 +631,8 @@ class LXD(object):
     def delete_image(self, fingerprint):
         """Delete an image (and its aliases); gone already is fine."""
         try:
-            self._run('delete', self._client.api.images[fingerprint])
+            self._run('delete', self._client.api.images[fingerprint],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             pass
 
@@ -546,12 +647,13 @@ class LXD(object):
         """All images of the project with their aliases: one request."""
         return self._get(self._client.api.images, params={'recursion': 1})
 
-    def upload_image(self, parts, timeout):
+    def upload_image(self, parts):
         """``POST /1.0/images``, streaming the files; LXD's fingerprint.
 
         ``parts``: ``[(None, path)]`` for a unified tarball, else ``[(form
-        name, path), ...]`` (metadata and rootfs of a split image).
-        ``timeout``: how long LXD may take to process the upload.
+        name, path), ...]`` (metadata and rootfs of a split image). LXD
+        may take [lxd] image_import_timeout to process it (hashing,
+        unpacking its metadata, copying it to other members).
         """
         with contextlib.ExitStack() as files:
             if parts[0][0] is None:
@@ -563,16 +665,15 @@ class LXD(object):
                             'application/octet-stream'))
                     for name, path in parts])
                 content_type = body.content_type
-            return self._run('post', self._client.api.images, wait=timeout,
-                             data=body,
+            return self._run('post', self._client.api.images,
+                             wait=self.conf.image_import_timeout, data=body,
                              headers={'Content-Type': content_type})[
                 'fingerprint']
 
-    def image_alias_target(self, alias):
-        """The fingerprint an image alias names; None without the alias."""
+    def image_alias(self, alias):
+        """An image alias (target, description...); None without it."""
         try:
-            return self._get(self._client.api.images.aliases[alias])[
-                'target']
+            return self._get(self._client.api.images.aliases[alias])
         except errors.LXDNotFound:
             return None
 
@@ -598,21 +699,75 @@ class LXD(object):
         return self._request('get', node, **kwargs).json()['metadata']
 
     def _run(self, method, node, wait=None, **kwargs):
-        """A request that may start a background operation: wait for it."""
-        response = self._request(method, node, **kwargs)
-        body = response.json()
+        """A request that may start a background operation: wait for it.
+
+        LXD refuses an action on an instance while another operation
+        holds the instance's lock ("Instance is busy running a ...
+        operation"), and releases that lock a moment after the operation
+        that took it has answered: such a refusal is tried again, every
+        BUSY_RETRY_SECONDS, BUSY_RETRIES times. Nothing was done when LXD
+        answers so, whatever the request.
+        """
+        for attempt in range(BUSY_RETRIES, -1, -1):
+            try:
+                return self._wait(self._start(method, node, **kwargs),
+                                  wait)
+            except errors.LXDError as e:
+                if not attempt or BUSY not in str(e):
+                    raise
+                LOG.debug('LXD is busy (%s); trying again', e)
+                time.sleep(BUSY_RETRY_SECONDS)
+
+    def _start(self, method, node, **kwargs):
+        """Send a request; its body (an operation's when it is async)."""
+        return self._request(method, node, **kwargs).json()
+
+    def _wait(self, body, wait=None):
+        """The result of a request's body: its operation's, once done."""
         if body.get('type') != 'async':
             return body.get('metadata')
         wait = wait or self.conf.timeout
         # '/1.0/operations/<id>?project=<p>': the id, without the query.
         operation = parse.urlparse(body['operation']).path.rsplit('/', 1)[-1]
-        result = self._get(self._client.api.operations[operation].wait,
-                           params={'timeout': wait}, timeout=wait + 10)
+        result = self._wait_operation(operation, wait)
+        if result.get('status_code') in UNFINISHED:
+            result = self._cancel(operation, result, wait)
         if result.get('status_code') != 200:
             raise _logged(errors.LXDError(
                 reason=result.get('err') or '%s after %ds' % (
                     result.get('status'), wait)))
         return result.get('metadata')
+
+    def _wait_operation(self, operation, wait):
+        """The operation once it ended, or as it is after ``wait`` s."""
+        return self._get(self._client.api.operations[operation].wait,
+                         params={'timeout': wait}, timeout=wait + 10)
+
+    def _cancel(self, operation, found, wait):
+        """An operation that outlived ``wait``: cancelled where LXD can.
+
+        LXD 5.0 cancels few operations (``may_cancel``); the others go on,
+        and what they make is named so that it is found later. Returns the
+        operation when it ended meanwhile; raises LXDTimeout otherwise.
+        """
+        what = found.get('description') or 'operation'
+        if found.get('may_cancel'):
+            try:
+                self._request('delete',
+                              self._client.api.operations[operation])
+                found = self._wait_operation(operation, self.conf.timeout)
+            except errors.LXDError as e:
+                LOG.warning('Could not cancel LXD operation %s (%s): %s',
+                            operation, what, e)
+        if found.get('status_code') not in UNFINISHED + (CANCELLED,):
+            return found
+        ended = ('cancelled' if found.get('status_code') == CANCELLED else
+                 'LXD goes on with it')
+        LOG.warning('LXD operation %s (%s) did not finish within %ds: %s',
+                    operation, what, wait, ended)
+        raise errors.LXDTimeout(
+            reason='%s (operation %s) did not finish within %ds; %s' % (
+                what, operation, wait, ended))
 
     def _request(self, method, node, **kwargs):
         try:

@@ -41,6 +41,10 @@ class LXDConflict(LXDError):
     """HTTP 409: what is to be made exists already."""
 
 
+class LXDTimeout(LXDError):
+    """An operation outlived its timeout: cancelled, or LXD goes on."""
+
+
 def bad_config(message):
     """Nova refuses to start a compute service on InvalidConfiguration."""
     return exception.InvalidConfiguration(message=message)

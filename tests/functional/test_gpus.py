@@ -18,11 +18,11 @@ import types
 import fixtures
 from nova.compute import provider_tree
 import nova.conf
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd.cmd import gpus
 from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices
@@ -30,6 +30,7 @@ from nova_lxd.gpu import options
 from nova_lxd.lxd import client
 from tests.functional import base
 from tests.unit import data as gpu_data
+from tests.unit import fakes
 
 CONF = nova.conf.CONF
 RTX = 'lxd1_gpu_10de_1e04'
@@ -201,10 +202,10 @@ class GPUTest(base.LXDServicesTestCase):
         def pick(gpus, instance, specs, allocations):
             part = real_pick(gpus, instance, specs, allocations)
             if instance.uuid not in self.picked:
-                self.names[instance.uuid] = instance.name
+                self.names[instance.uuid] = container.name(instance)
                 self.picked[instance.uuid] = part.devices[
                     'nova-gpu-0']['pci']
-                both_picked.wait(180)
+                both_picked.wait(120)
             return part
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.gpu.devices.GPUs._pick', pick))
@@ -222,7 +223,7 @@ class GPUTest(base.LXDServicesTestCase):
 
         def create_instance(lxd, body, member):
             if theirs_first and body['name'] != self.theirs.name:
-                theirs_created.wait(180)
+                theirs_created.wait(120)
             real_create(lxd, body, member)
             if body['name'] == self.theirs.name:
                 theirs_created.set()
@@ -236,8 +237,8 @@ class GPUTest(base.LXDServicesTestCase):
         tree.new_root('lxd1', uuids.other_lxd1)
         other_gpus.update_providers(tree, 'lxd1', other.resources('lxd1'))
         allocations = {tree.data(RTX).uuid: {'resources': {'PGPU': 1}}}
-        self.theirs = theirs = fake_instance.fake_instance_obj(
-            None, uuid=uuids.theirs, node='lxd1', id=0xb0b)
+        self.theirs = theirs = fakes.instance(
+            uuid=uuids.theirs, node='lxd1', id=0xb0b)
         outcome = []
 
         def their_spawn():
@@ -263,7 +264,7 @@ class GPUTest(base.LXDServicesTestCase):
         server = self._create_server(image_uuid=self.image(),
                                      flavor_id=self.rtx_flavor(),
                                      networks='none', expected_state='ERROR')
-        thread.join(180)
+        thread.join(120)
         # The race happened: both picked the one RTX.
         self.assertEqual([RTX_PCI, RTX_PCI], list(self.picked.values()))
         (theirs_kept,) = outcome

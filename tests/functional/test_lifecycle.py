@@ -14,6 +14,7 @@ from nova.tests.functional.api import client as api_client
 from nova import utils
 from oslo_serialization import jsonutils
 from pylxd import exceptions as pylxd_exc
+import yaml
 
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
@@ -195,20 +196,6 @@ class LifecycleTest(base.ServersTestCase):
         self.assertEqual(self.image_id.encode(),
                          files.get('/etc/nova-lxd-marker'))
 
-    def glance_keeps_uploads(self):
-        """Nova's Glance fixture drops uploaded data; keep it."""
-        real_update = self.glance.update
-
-        def update(context, image_id, metadata, data=None,
-                   purge_props=False):
-            if data is not None:
-                self.glance._imagedata[image_id] = data.read()
-            return real_update(context, image_id, metadata,
-                               purge_props=purge_props)
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.GlanceFixture.update',
-            lambda fixture, *a, **k: update(*a, **k)))
-
     def test_rebuild_gives_a_fresh_container(self):
         server = self.boot()
         name = server['OS-EXT-SRV-ATTR:instance_name']
@@ -276,8 +263,10 @@ class LifecycleTest(base.ServersTestCase):
 
 
 class RescueInAProjectTest(base.ServersTestCase):
-    """Rescue where LXD names volumes <project>_<name>, as tools/cloud's
-    project does; the default project holds a container of the same name.
+    """Rescue where LXD names volumes <project>_<name>.
+
+    As in tools/cloud's project; the default project holds a container of
+    the same name.
     """
 
     def setUp(self):
@@ -455,17 +444,21 @@ class CloudInitTest(base.ServersTestCase):
         name = server['OS-EXT-SRV-ATTR:instance_name']
         cfg = self.container(server)['config']
         self.assertEqual(user_data, cfg['user.user-data'])
-        meta = jsonutils.loads(cfg['user.meta-data'])
+        self.assertEqual(server['id'],
+                         cfg['volatile.cloud-init.instance-id'])
+        meta = yaml.safe_load(cfg['user.meta-data'])
         self.assertEqual(server['id'], meta['instance-id'])
         self.assertEqual([KEY], meta['public-keys'])
-        self.assertEqual(server['OS-EXT-SRV-ATTR:hostname'],
-                         meta['local-hostname'])
 
         files = self.lxd.instances.get(name).files
         seed = '/var/lib/cloud/seed/config_drive/openstack/latest/'
         drive_meta = jsonutils.loads(files.get(seed + 'meta_data.json'))
         self.assertEqual(server['id'], drive_meta['uuid'])
         self.assertEqual(KEY, drive_meta['public_keys']['k'])
+        # The same values both ways in.
+        self.assertEqual(drive_meta['hostname'], meta['local-hostname'])
+        self.assertTrue(meta['local-hostname'].startswith(
+            server['OS-EXT-SRV-ATTR:hostname'] + '.'))
         self.assertEqual(user_data.encode(), files.get(seed + 'user_data'))
         self.assertIsInstance(
             jsonutils.loads(files.get(seed + 'vendor_data.json')), dict)

@@ -9,7 +9,6 @@ from unittest import mock
 import fixtures
 from nova.compute import provider_tree
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 import testtools
 
@@ -18,6 +17,7 @@ from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices
 from nova_lxd.gpu import options
 from tests.unit import data
+from tests.unit import fakes
 
 LXD_5_0 = ('gpu_devices', 'gpu_mdev', 'gpu_sriov', 'gpu_mig',
            'gpu_mig_uuid', 'nvidia_runtime', 'nvidia_runtime_config')
@@ -75,8 +75,7 @@ class GPUsTestCase(test.NoDBTestCase):
     def instance(self, member='lxd1', uuid=None):
         uuid = uuid or uuids.instance
         # A container name of its own: instance-<8 hex digits of the UUID>.
-        return fake_instance.fake_instance_obj(
-            None, uuid=uuid, node=member, id=int(uuid[:8], 16))
+        return fakes.instance(uuid=uuid, node=member, id=int(uuid[:8], 16))
 
     def allocations(self, member='lxd1', amount=1):
         gpu = self.tree.data(H200 % member).uuid
