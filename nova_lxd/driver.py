@@ -391,6 +391,7 @@ class LXDDriver(driver.ComputeDriver):
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         members = self._delete_everywhere(instance)
+        self.console.forget(instance)
         if destroy_disks:
             self.disks.remove(instance, block_device_info, members)
         if destroy_vifs:
