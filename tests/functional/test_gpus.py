@@ -28,6 +28,8 @@ from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices
 from nova_lxd.gpu import options
 from nova_lxd.lxd import client
+from nova_lxd.lxd import tls
+from tests import certs
 from tests.functional import base
 from tests.unit import data as gpu_data
 from tests.unit import fakes
@@ -300,3 +302,31 @@ class GPUTest(base.LXDServicesTestCase):
                       self.stdlog.logger.output)
         self.assertIn('trying again (1 of 3)', self.stdlog.logger.output)
         self.assertEqual([self.theirs.name], self.rtx_holders())
+
+    def test_refused_when_the_certificate_sees_only_some_projects(self):
+        # LXD answers a certificate restricted to some projects with those
+        # projects' containers only: the RTX held in another project would
+        # look free. GPU servers are refused instead; others still boot.
+        project = 'nova-lxd-test-ops'
+        self.addCleanup(self.lxd.projects.create(project, config={
+            'features.images': 'false', 'features.profiles': 'false'}).delete)
+        self.hold_rtx('notebook', self.bed.client(project=project))
+        cert, key = certs.write_self_signed(
+            self.useFixture(fixtures.TempDir()).path, 'nova-restricted')
+        with open(cert, 'rb') as f:
+            self.lxd.certificates.create('', f.read(),
+                                         name='nova-lxd-test-restricted',
+                                         projects=['default'],
+                                         restricted=True)
+        self.addCleanup(self.lxd.certificates.get(
+            tls.certificate_fingerprint(cert)).delete)
+        self.flags(client_cert=cert, client_key=key, group='lxd')
+        self.compute = self.restart_compute_service(self.compute)
+        before = {i.name for i in self.lxd.instances.all()}
+
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none', expected_state='ERROR')
+        self.assertIn("cannot list every project's containers",
+                      server['fault']['message'])
+        self.assertEqual(before, {i.name for i in self.lxd.instances.all()})
