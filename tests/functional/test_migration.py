@@ -4,9 +4,11 @@ Every test checks where LXD says the container is, its limits and files,
 and Placement's allocations on both nodes.
 """
 
+import copy
 import uuid
 
 import fixtures
+from nova.tests.fixtures import neutron as neutron_fixture
 from nova.tests.functional.api import client as api_client
 from nova import utils
 
@@ -14,6 +16,8 @@ from nova_lxd import container
 from nova_lxd.lxd import client
 from nova_lxd import storage
 from tests.functional import base
+from tests.functional import ovs
+from tests.functional import test_network
 from tests.functional import test_storage
 from tests.unit import data as gpu_data
 
@@ -345,3 +349,96 @@ class VolumeMigrationTest(MigrationTestCase):
         self.assertEqual(self.loops.loops[volume_id],
                          self.volume_device(server, volume_id)['source'])
         self.assertEqual(1, len(self.loops.loops))
+
+
+class NetworkMigrationTest(MigrationTestCase):
+    """Ports plugged on the destination, unplugged on the source.
+
+    Each member's host has its own integration bridge in the test's Open
+    vSwitch (tests/functional/ovs.py); Neutron binds a port to the bridge
+    of the host it is bound to, as an agent per host does.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.ovs = self.useFixture(ovs.OpenVSwitch(self))
+        self.bridges = {m: 'nlx-' + uuid.uuid4().hex[:8]
+                        for m in self.bed.members}
+        for bridge in self.bridges.values():
+            self.ovs.add_bridge(bridge)
+        self.flags(vif_plugging_timeout=0)
+        real_update = self.neutron.update_port
+
+        def update_port(port_id, body=None):
+            found = real_update(port_id, body)
+            host = (body or {}).get('port', {}).get('binding:host_id')
+            if host in self.bridges:
+                self.neutron._ports[port_id]['binding:vif_details'][
+                    'bridge_name'] = self.bridges[host]
+            return found
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.NeutronFixture.update_port',
+            lambda fixture, *a, **k: update_port(*a, **k)))
+
+    def port(self):
+        port = copy.deepcopy(neutron_fixture.NeutronFixture.port_1)
+        port_id = str(uuid.uuid4())
+        port.update({
+            'id': port_id, 'mac_address': 'fa:16:3e:00:01:01',
+            'binding:vif_details': {'port_filter': True,
+                                    'ovs_hybrid_plug': False,
+                                    'datapath_type': 'netdev'}})
+        self.neutron._ports[port_id] = port
+        self.addCleanup(test_network.NetworkTest.remove_host_devices,
+                        port_id)
+        return port
+
+    def tap(self, port):
+        return 'tap' + port['id'][:11]
+
+    def assertPluggedOn(self, port, server, member):
+        """The port's OVS port on the member's bridge only; eth0 inside."""
+        for each, bridge in self.bridges.items():
+            ports = self.ovs.ports(bridge)
+            if each == member:
+                self.assertIn(self.tap(port), ports)
+            else:
+                self.assertNotIn(self.tap(port), ports)
+        self.assertEqual(server['id'],
+                         self.ovs.external_ids(self.tap(port))['vm-uuid'])
+        self.assertGreater(int(self.ovs.interface(self.tap(port),
+                                                  'ofport')), 0)
+        nic = self.container(server)['devices']['nova-port-' + port['id']]
+        self.assertEqual(('p2p', self.tap(port)),
+                         (nic['nictype'], nic['host_name']))
+        result = self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).execute(
+                ['cat', '/sys/class/net/eth0/address'])
+        self.assertEqual(port['mac_address'], result.stdout.strip())
+
+    def test_migrate_confirm_and_revert_replug_the_port(self):
+        port = self.port()
+        self.only_member('lxd1')
+        server = self._create_server(image_uuid=self.image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks=[{'port': port['id']}])
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            self.admin_api.put_service(service['id'], {'status': 'enabled'})
+        self.assertPluggedOn(port, server, 'lxd1')
+
+        server = self._migrate_server(server)
+        dest = self.member(server)
+        self.assertOn(server, dest)
+        # Plugged there; the source keeps its end until the confirm.
+        self.assertIn(self.tap(port), self.ovs.ports(self.bridges[dest]))
+        self.assertIn(self.tap(port), self.ovs.ports(self.bridges['lxd1']))
+        server = self._revert_resize(server)
+        self.assertOn(server, 'lxd1')
+        self.assertPluggedOn(port, server, 'lxd1')
+
+        server = self._migrate_server(server)
+        server = self._confirm_resize(server)
+        self.assertPluggedOn(port, server, self.member(server))
+        self._delete_server(server)
+        self.assertEqual(set(), {p for b in self.bridges.values()
+                                 for p in self.ovs.ports(b)})
