@@ -1,13 +1,18 @@
 """A container's console, as Nova shows it: the console log.
 
 LXD 5.0 hands each line of a running container's console log out only
-once; what was read is kept here, like a hypervisor's console log file.
+once, and begins a new log at each start; what was read is kept here
+(read once more just before each start), like a hypervisor's console log
+file.
 """
 
 from nova import exception
+from oslo_log import log as logging
 
 from nova_lxd import container
 from nova_lxd.lxd import errors
+
+LOG = logging.getLogger(__name__)
 
 # Console output kept per container (Nova's libvirt driver keeps 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
@@ -26,6 +31,16 @@ class ConsoleLogs(object):
             new = self.lxd.console_log(container.name(instance))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
-        log = (self._logs.get(instance.name, '') + new)[-MAX_CONSOLE_BYTES:]
+        log = (self._logs.get(instance.name, b'') + new)[-MAX_CONSOLE_BYTES:]
         self._logs[instance.name] = log
+        # Bytes, as Nova's compute manager wants them (it would encode
+        # text as latin-1, which fails on a guest's UTF-8: systemd's "…").
         return log
+
+    def keep(self, instance):
+        """Read what LXD has now, before a start begins a new log."""
+        try:
+            self.output(instance)
+        except (exception.InstanceNotFound, errors.LXDError) as e:
+            LOG.debug('Console log not read before start: %s', e,
+                      instance=instance)

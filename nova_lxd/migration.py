@@ -100,7 +100,9 @@ class Migrations(object):
             context, instance.migration_context.migration_id, instance.uuid)
         try:
             storage.check_resize(instance.flavor, flavor)
-        except exception.InvalidInput as e:
+            container.check(flavor, extra_specs.lxd_specs(flavor.extra_specs),
+                            instance.project_id, container.gates(CONF.lxd))
+        except (exception.InvalidInput, exception.ValidationError) as e:
             raise _rollback(exception.ResizeError, str(e))
         if migration.dest_node == migration.source_node:
             return migration
@@ -234,16 +236,22 @@ class Migrations(object):
         name = container.name(instance)
         found = self.lxd.instance(name)
         holding = container.holds_gpus(found)
+        # The security keys too (within what the operator allows now).
+        gates = container.gates(CONF.lxd)
+        patch = container.resize_patch(found, flavor, gates)
         if holding or gpu_devices.wanted(allocations):
             specs = extra_specs.lxd_specs(flavor.extra_specs)
             with self.gpus.claimed(instance, specs, allocations,
                                    holding) as gpus:
-                self.lxd.replace_instance(
-                    name, container.resized(found, flavor, gpus))
+                self.lxd.replace_instance(name, container.resized(
+                    found, flavor, gpus, gates))
             self.gpus.remove_unused_profiles()
         else:
-            self.lxd.update_instance(name,
-                                     container.resize_patch(found, flavor))
+            self.lxd.update_instance(name, patch)
+        if (found.get('status') == 'Running' and
+                container.needs_restart(found, patch['config'])):
+            # A container stays privileged (nested) until it starts again.
+            self.lxd.change_state(name, 'restart', force=True)
         self.disks.apply_flavor(instance, flavor)
 
     @staticmethod

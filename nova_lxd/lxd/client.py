@@ -19,6 +19,7 @@ operation and the translation of LXD's errors are written once, here.
 import contextlib
 from email import utils as email_utils
 import os
+import stat
 import time
 from urllib import parse
 
@@ -39,6 +40,10 @@ LOG = logging.getLogger(__name__)
 BUSY = 'is busy running'
 BUSY_RETRIES = 40
 BUSY_RETRY_SECONDS = 0.25
+# LXD's operation status codes: not finished yet (Created, Started,
+# Running, Cancelling, Pending).
+UNFINISHED = (100, 101, 103, 104, 105)
+CANCELLED = 401
 
 LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
                  '/var/lib/lxd/unix.socket')
@@ -70,12 +75,18 @@ def _https_session(conf):
         if not os.path.exists(getattr(conf, opt)):
             raise errors.bad_config('[lxd] %s: no file %s.' % (
                 opt, getattr(conf, opt)))
+    check_key_mode(conf.client_key)
     if not conf.server_cert and not conf.insecure:
         raise errors.bad_config(
             'LXD endpoint %s is HTTPS but [lxd] server_cert is not set. Set '
             'it to the LXD server\'s certificate (cluster.crt of a cluster) '
             'so that the server is verified; [lxd] insecure = True skips '
             'verification.' % conf.endpoint)
+    if conf.insecure:
+        LOG.warning('[lxd] insecure = True: the certificate of LXD at %s is '
+                    'not verified; anyone on the path to it can impersonate '
+                    'it and see every request. Set [lxd] server_cert and '
+                    'insecure = False.', conf.endpoint)
     try:
         return tls.https_session(conf.client_cert, conf.client_key,
                                  conf.server_cert, conf.insecure)
@@ -83,6 +94,22 @@ def _https_session(conf):
         raise errors.bad_config(
             '[lxd] server_cert %s is not a readable PEM certificate: %s'
             % (conf.server_cert, e))
+
+
+def check_key_mode(path):
+    """Refuse a private key that every user of this host can read.
+
+    The key is LXD's trust in nova-compute: whoever reads it controls
+    every container. Its group may read it (nova-compute's group), the
+    world may not.
+    """
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & stat.S_IRWXO:
+        raise errors.bad_config(
+            '[lxd] client_key %s can be read by every user of this host '
+            '(mode %04o): anyone could then control LXD as nova-compute. '
+            'Run: chmod 600 %s (or 640 with nova-compute\'s group).'
+            % (path, mode, path))
 
 
 def _connect_error(endpoint, conf, exc):
@@ -263,9 +290,12 @@ class LXD(object):
         pool = self._client.api.storage_pools[self.conf.storage_pool]
         return self._get(pool.resources, params=self._target(member))
 
-    def pool(self, member):
-        """``[lxd] storage_pool`` as seen on one member (driver, source)."""
-        pool = self._client.api.storage_pools[self.conf.storage_pool]
+    def pool(self, member, name=None):
+        """A pool (default: ``[lxd] storage_pool``) as seen on one member.
+
+        Its driver and, on that member, its ``source``.
+        """
+        pool = self._client.api.storage_pools[name or self.conf.storage_pool]
         return self._get(pool, params=self._target(member))
 
     def instances(self):
@@ -299,10 +329,13 @@ class LXD(object):
             return None
 
     def create_instance(self, body, member):
-        """Create on exactly ``member``: LXD's own placement is never used."""
+        """Create on exactly ``member``: LXD's own placement is never used.
+
+        Waits [lxd] create_timeout (it unpacks the image on the member).
+        """
         params = self._target(member)
         self._run('post', self._client.api.instances, json=body,
-                  params=params)
+                  params=params, wait=self.conf.create_timeout)
 
     def change_state(self, name, action, timeout=None, force=False):
         """start, stop, restart, freeze or unfreeze, and wait for it.
@@ -398,7 +431,8 @@ class LXD(object):
         """Delete a custom volume of ``member``; False if already gone."""
         try:
             self._run('delete', self._volumes(pool)[name],
-                      params=self._target(member))
+                      params=self._target(member),
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
@@ -465,7 +499,8 @@ class LXD(object):
     def delete_instance(self, name):
         """Delete; False when it was already gone."""
         try:
-            self._run('delete', self._client.api.instances[name])
+            self._run('delete', self._client.api.instances[name],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
@@ -515,38 +550,57 @@ class LXD(object):
                                        'application/octet-stream'})
 
     def console_log(self, name):
-        """Console output that LXD has not handed out yet.
+        """Console output (bytes) that LXD has not handed out yet.
 
         For a running container LXD 5.0 hands each line out only once.
         """
         try:
             return self._request('get', self._client.api.instances[name]
-                                 .console, is_api=False).text
+                                 .console, is_api=False).content
         except errors.LXDNotFound:
             raise
         except errors.LXDError as e:
             # LXD 5.0 answers 500 "open : no such file" when nothing new.
             if 'no such file' in str(e):
-                return ''
+                return b''
             raise
 
-    def snapshot(self, name, snapshot):
+    def snapshot(self, name, snapshot, expires_at):
+        """An instance snapshot that LXD deletes itself at ``expires_at``.
+
+        ``expires_at``: an ISO 8601 date; what a pipeline that stopped
+        waiting for it leaves goes on its own. Waits [lxd] snapshot_timeout.
+        """
         self._run('post', self._client.api.instances[name].snapshots,
-                  json={'name': snapshot, 'stateful': False})
+                  json={'name': snapshot, 'stateful': False,
+                        'expires_at': expires_at},
+                  wait=self.conf.snapshot_timeout)
 
     def delete_snapshot(self, name, snapshot):
-        self._run('delete',
-                  self._client.api.instances[name].snapshots[snapshot])
+        """Delete an instance snapshot; False when already gone."""
+        try:
+            self._run('delete',
+                      self._client.api.instances[name].snapshots[snapshot],
+                      wait=self.conf.delete_timeout)
+        except errors.LXDNotFound:
+            return False
+        return True
 
-    def publish_snapshot(self, name, snapshot, properties):
+    def publish_snapshot(self, name, snapshot, properties, alias):
         """Publish an instance snapshot as a (private) LXD image.
 
         Returns its fingerprint. A container publishes as a unified
-        tarball, which this driver boots again.
+        tarball, which this driver boots again; uncompressed, as
+        nova_lxd.snapshot_image reads it (it compresses what goes to
+        Glance). The image is named by ``alias`` ({name, description})
+        from the start, so that one whose publish outlived [lxd]
+        snapshot_timeout is found and pruned.
         """
         source = {'type': 'snapshot', 'name': '%s/%s' % (name, snapshot)}
         result = self._run('post', self._client.api.images, json={
-            'source': source, 'properties': properties, 'public': False})
+            'source': source, 'properties': properties, 'public': False,
+            'aliases': [alias], 'compression_algorithm': 'none'},
+            wait=self.conf.snapshot_timeout)
         return result['fingerprint']
 
     def export_image(self, fingerprint):
@@ -557,7 +611,8 @@ class LXD(object):
     def delete_image(self, fingerprint):
         """Delete an image (and its aliases); gone already is fine."""
         try:
-            self._run('delete', self._client.api.images[fingerprint])
+            self._run('delete', self._client.api.images[fingerprint],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             pass
 
@@ -572,12 +627,13 @@ class LXD(object):
         """All images of the project with their aliases: one request."""
         return self._get(self._client.api.images, params={'recursion': 1})
 
-    def upload_image(self, parts, timeout):
+    def upload_image(self, parts):
         """``POST /1.0/images``, streaming the files; LXD's fingerprint.
 
         ``parts``: ``[(None, path)]`` for a unified tarball, else ``[(form
-        name, path), ...]`` (metadata and rootfs of a split image).
-        ``timeout``: how long LXD may take to process the upload.
+        name, path), ...]`` (metadata and rootfs of a split image). LXD
+        may take [lxd] image_import_timeout to process it (hashing,
+        unpacking its metadata, copying it to other members).
         """
         with contextlib.ExitStack() as files:
             if parts[0][0] is None:
@@ -589,16 +645,15 @@ class LXD(object):
                             'application/octet-stream'))
                     for name, path in parts])
                 content_type = body.content_type
-            return self._run('post', self._client.api.images, wait=timeout,
-                             data=body,
+            return self._run('post', self._client.api.images,
+                             wait=self.conf.image_import_timeout, data=body,
                              headers={'Content-Type': content_type})[
                 'fingerprint']
 
-    def image_alias_target(self, alias):
-        """The fingerprint an image alias names; None without the alias."""
+    def image_alias(self, alias):
+        """An image alias (target, description...); None without it."""
         try:
-            return self._get(self._client.api.images.aliases[alias])[
-                'target']
+            return self._get(self._client.api.images.aliases[alias])
         except errors.LXDNotFound:
             return None
 
@@ -654,12 +709,45 @@ class LXD(object):
         wait = wait or self.conf.timeout
         # '/1.0/operations/<id>?project=<p>': the id, without the query.
         operation = parse.urlparse(body['operation']).path.rsplit('/', 1)[-1]
-        result = self._get(self._client.api.operations[operation].wait,
-                           params={'timeout': wait}, timeout=wait + 10)
+        result = self._wait_operation(operation, wait)
+        if result.get('status_code') in UNFINISHED:
+            result = self._cancel(operation, result, wait)
         if result.get('status_code') != 200:
-            raise errors.LXDError(reason=result.get('err') or '%s after %ds'
-                                  % (result.get('status'), wait))
+            raise _logged(errors.LXDError(
+                reason=result.get('err') or '%s after %ds' % (
+                    result.get('status'), wait)))
         return result.get('metadata')
+
+    def _wait_operation(self, operation, wait):
+        """The operation once it ended, or as it is after ``wait`` s."""
+        return self._get(self._client.api.operations[operation].wait,
+                         params={'timeout': wait}, timeout=wait + 10)
+
+    def _cancel(self, operation, found, wait):
+        """An operation that outlived ``wait``: cancelled where LXD can.
+
+        LXD 5.0 cancels few operations (``may_cancel``); the others go on,
+        and what they make is named so that it is found later. Returns the
+        operation when it ended meanwhile; raises LXDTimeout otherwise.
+        """
+        what = found.get('description') or 'operation'
+        if found.get('may_cancel'):
+            try:
+                self._request('delete',
+                              self._client.api.operations[operation])
+                found = self._wait_operation(operation, self.conf.timeout)
+            except errors.LXDError as e:
+                LOG.warning('Could not cancel LXD operation %s (%s): %s',
+                            operation, what, e)
+        if found.get('status_code') not in UNFINISHED + (CANCELLED,):
+            return found
+        ended = ('cancelled' if found.get('status_code') == CANCELLED else
+                 'LXD goes on with it')
+        LOG.warning('LXD operation %s (%s) did not finish within %ds: %s',
+                    operation, what, wait, ended)
+        raise errors.LXDTimeout(
+            reason='%s (operation %s) did not finish within %ds; %s' % (
+                what, operation, wait, ended))
 
     def _request(self, method, node, **kwargs):
         try:
@@ -669,7 +757,14 @@ class LXD(object):
         except pylxd_exc.Conflict as e:
             raise errors.LXDConflict(reason=errors.reason(e))
         except pylxd_exc.LXDAPIException as e:
-            raise errors.LXDError(reason=errors.reason(e))
+            raise _logged(errors.LXDError(reason=errors.reason(e)))
         except requests.RequestException as e:
-            raise errors.LXDError(
-                reason='cannot reach %s: %s' % (self.endpoint, e))
+            raise _logged(errors.LXDError(
+                reason='cannot reach %s: %s' % (self.endpoint, e)))
+
+
+def _logged(error):
+    """Log LXD's whole words where the tenant's message leaves paths out."""
+    if error.lxd_reason != errors.tenant_safe(error.lxd_reason):
+        LOG.warning('LXD: %s', error.lxd_reason)
+    return error

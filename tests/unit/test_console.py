@@ -21,22 +21,39 @@ class ConsoleLogsTest(test.NoDBTestCase):
             uuid=uuids.server)
 
     def test_what_was_read_is_kept(self):
-        self.lxd.console_log.side_effect = ['booted\n', '', 'halting\n']
-        self.assertEqual('booted\n', self.logs.output(self.instance))
-        self.assertEqual('booted\n', self.logs.output(self.instance))
-        self.assertEqual('booted\nhalting\n',
+        self.lxd.console_log.side_effect = [b'booted\n', b'', b'halting\n']
+        self.assertEqual(b'booted\n', self.logs.output(self.instance))
+        self.assertEqual(b'booted\n', self.logs.output(self.instance))
+        self.assertEqual(b'booted\nhalting\n',
                          self.logs.output(self.instance))
         self.lxd.console_log.assert_called_with(self.instance.name)
 
     def test_only_the_last_100_kib(self):
-        self.lxd.console_log.side_effect = ['a' * console.MAX_CONSOLE_BYTES,
-                                            'bcd']
+        self.lxd.console_log.side_effect = [b'a' * console.MAX_CONSOLE_BYTES,
+                                            b'bcd']
         self.logs.output(self.instance)
         log = self.logs.output(self.instance)
         self.assertEqual(console.MAX_CONSOLE_BYTES, len(log))
-        self.assertTrue(log.endswith('abcd'))
+        self.assertTrue(log.endswith(b'abcd'))
+
+    def test_utf8_output_reaches_nova_as_bytes(self):
+        # Nova's compute manager encodes text as latin-1 (a guest's UTF-8
+        # made it fail) and decodes bytes as ASCII, replacing the rest.
+        self.lxd.console_log.return_value = (
+            '[  OK  ] Started \u2026\n'.encode())
+        output = self.logs.output(self.instance)
+        self.assertEqual(b'[  OK  ] Started \xe2\x80\xa6\n', output)
 
     def test_no_container(self):
         self.lxd.console_log.side_effect = errors.LXDNotFound(reason='gone')
         self.assertRaises(exception.InstanceNotFound, self.logs.output,
                           self.instance)
+
+    def test_keep_reads_before_a_start_and_never_fails(self):
+        self.lxd.console_log.side_effect = [b'first run\n',
+                                            errors.LXDError(reason='x'),
+                                            b'second run\n']
+        self.logs.keep(self.instance)
+        self.logs.keep(self.instance)
+        self.assertEqual(b'first run\nsecond run\n',
+                         self.logs.output(self.instance))
