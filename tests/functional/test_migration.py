@@ -58,6 +58,24 @@ class MigrationTestCase(base.ServersTestCase):
                     m['status'] not in ('completed', 'reverted')] or [None]
         return found
 
+    def containers_of(self, server):
+        """The LXD instances of a server, wherever they are."""
+        return [i['name'] for i in self.lxd.api.instances.get(
+                params={'recursion': 1}).json()['metadata']
+                if (i['config'] or {}).get('user.nova.instance_uuid') ==
+                server['id']]
+
+    def shelve(self, server):
+        """Shelve and offload: no container, no allocations left."""
+        self.flags(shelved_offload_time=0)
+        self.api.post_server_action(server['id'], {'shelve': {}})
+        server = self._wait_for_server_parameter(
+            server, {'status': 'SHELVED_OFFLOADED',
+                     'OS-EXT-SRV-ATTR:host': None})
+        self.assertEqual([], self.containers_of(server))
+        self.assertEqual({}, self.providers(server['id']))
+        return server
+
     def assertOn(self, server, member, limits=('1', '256MiB')):
         container = self.container(server)
         self.assertEqual(member, self.member(server))
@@ -68,11 +86,7 @@ class MigrationTestCase(base.ServersTestCase):
         self.assertEqual(server['id'],
                          container['config']['user.nova.instance_uuid'])
         # No copy left anywhere else.
-        self.assertEqual(1, len([
-            i for i in self.lxd.api.instances.get(
-                params={'recursion': 1}).json()['metadata']
-            if (i['config'] or {}).get('user.nova.instance_uuid') ==
-            server['id']]))
+        self.assertEqual(1, len(self.containers_of(server)))
 
 
 class ColdMigrationTest(MigrationTestCase):
@@ -142,6 +156,23 @@ class ColdMigrationTest(MigrationTestCase):
         self.assertEqual(pid, self.state(server)['pid'])
         server = self._confirm_resize(server)
         self.assertOn(server, 'lxd3', limits=('2', '512MiB'))
+
+    def test_shelve_offloaded_and_unshelve_where_placement_picks(self):
+        self.glance_keeps_uploads()
+        server = self.boot_on('lxd1')
+        self.mark(server)
+        server = self.shelve(server)
+        # Placement picks lxd2: the other members are disabled.
+        self.only_member('lxd2')
+        server = self._unshelve_server(server)
+        self.assertOn(server, 'lxd2')
+        # The root comes from the shelve snapshot.
+        self.assertEqual(b'kept\n', self.read(server))
+        self.assertEqual({'lxd2': {'VCPU': 1, 'MEMORY_MB': 256,
+                                   'DISK_GB': 1}},
+                         self.providers(server['id']))
+        self._delete_server(server)
+        self.assertEqual([], self.containers_of(server))
 
     def test_live_migration_is_refused_and_the_server_stays(self):
         server = self.boot_on('lxd1')
@@ -304,6 +335,23 @@ class GPUMigrationTest(MigrationTestCase):
         self.assertEqual(('lxd1', {'nova-gpu-0': '0000:03:00.0'}),
                          self.cards(other))
 
+    def test_unshelve_picks_a_card_of_the_member_placement_picks(self):
+        self.glance_keeps_uploads()
+        server = self.boot_on('lxd1', self.rtx)
+        server = self.shelve(server)
+        self.only_member('lxd2')
+        # The container never started (no real card): a stopped one is
+        # shelved as it is, and unshelve starts it.
+        server = self._unshelve_server(server)
+        self.assertEqual('lxd2', self.member(server))
+        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
+                         self.cards(server))
+        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
+                         self.started[-1])
+        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
+            'lxd2_gpu_10de_1e04'])
+        self.assertNotIn('lxd1_gpu_10de_1e04', self.providers(server['id']))
+
 
 class VolumeMigrationTest(MigrationTestCase):
     """Volumes disconnected on the source, connected on the destination.
@@ -442,3 +490,21 @@ class NetworkMigrationTest(MigrationTestCase):
         self._delete_server(server)
         self.assertEqual(set(), {p for b in self.bridges.values()
                                  for p in self.ovs.ports(b)})
+
+    def test_unshelve_plugs_the_port_where_placement_picks(self):
+        self.glance_keeps_uploads()
+        port = self.port()
+        self.only_member('lxd1')
+        server = self._create_server(image_uuid=self.image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks=[{'port': port['id']}])
+        self.assertPluggedOn(port, server, 'lxd1')
+        server = self.shelve(server)
+        self.assertEqual(set(), {p for b in self.bridges.values()
+                                 for p in self.ovs.ports(b)})
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            self.admin_api.put_service(service['id'], {'status': 'enabled'})
+        self.only_member('lxd2')
+        server = self._unshelve_server(server)
+        self.assertOn(server, 'lxd2')
+        self.assertPluggedOn(port, server, 'lxd2')
