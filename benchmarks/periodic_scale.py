@@ -320,7 +320,9 @@ def main():
         for n in sorted(args.N):
             start = time.monotonic()
             errors = fill(raw, member, [body(i) for i in instances[made:n]])
-            present = {found.name for found in raw.instances.all()}
+            # (pylxd's instances.all() keeps "?project=" in the names)
+            present = {url.split('?')[0].rsplit('/', 1)[-1] for url in
+                       raw.api.instances.get().json()['metadata']}
             existing = [i for i in instances if i.name in present]
             n = len(existing)
             print('  %d containers on %s (%d made in %.0f s)' % (
