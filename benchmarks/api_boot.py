@@ -17,6 +17,8 @@ import statistics
 import sys
 import time
 
+from benchmarks import verdict
+
 LIMIT = 1.5
 
 
@@ -89,9 +91,10 @@ def main():
             label, percentile(values, 50), percentile(values, 90),
             min(values), max(values)))
     p50 = percentile(took, 50)
-    verdict = 'PASS' if p50 <= LIMIT else 'FAIL'
-    print('  p50 %.3f s against %.1f s: %s' % (p50, LIMIT, verdict))
-    return 0 if verdict == 'PASS' else 1
+    passed = p50 <= LIMIT
+    result = 'PASS' if passed else 'FAIL'
+    print('  p50 %.3f s against %.1f s: %s' % (p50, LIMIT, result))
+    return verdict.exit_status(passed)
 
 
 if __name__ == '__main__':

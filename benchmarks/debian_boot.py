@@ -41,6 +41,8 @@ from oslo_utils import uuidutils
 from nova_lxd import cloud_init
 from nova_lxd import container
 
+from benchmarks import verdict
+
 LIMIT = 1.3
 KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3ke0ESY7ZzzHKUeWm2BcNtDZ3yW'
        'hK7VIdIiZEZzLLf bench@nova-lxd')
@@ -181,10 +183,11 @@ def main():
         print('  %-36s p50 %6.2f s  (min %.2f, max %.2f)' % (
             label, statistics.median(values), min(values), max(values)))
     ratio = statistics.median(nova) / statistics.median(raw)
-    verdict = 'PASS' if ratio <= LIMIT else 'FAIL'
+    passed = ratio <= LIMIT
+    result = 'PASS' if passed else 'FAIL'
     print('  Nova / raw LXD (p50): %.2f against %.1f: %s' % (
-        ratio, LIMIT, verdict))
-    return 0 if verdict == 'PASS' else 1
+        ratio, LIMIT, result))
+    return verdict.exit_status(passed)
 
 
 if __name__ == '__main__':

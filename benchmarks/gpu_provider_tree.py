@@ -32,6 +32,8 @@ from nova_lxd.gpu import discovery  # noqa: E402
 from nova_lxd.gpu import nvml  # noqa: E402
 from nova_lxd.gpu import options  # noqa: E402
 
+from benchmarks import verdict  # noqa: E402
+
 LIMIT_MS = 20.0
 MEMBER = 'gpu-node-01'
 CARDS, SLICES = 8, 7
@@ -78,8 +80,12 @@ class CountingLXD:
 
     server_version = '5.0.2'
 
-    def __init__(self, res):
-        self.res, self.requests = res, []
+    def __init__(self, res, member=MEMBER):
+        self.res, self.member, self.requests = res, member, []
+
+    def members(self):
+        self.requests.append('members')
+        return {self.member: 'Online'}
 
     def resources(self, member):
         self.requests.append('resources')
@@ -135,7 +141,7 @@ def main(argv=None):
           'read)' % (requests, args.runs))
     ok = median < LIMIT_MS and requests == 0
     print('PASS' if ok else 'FAIL')
-    return 0 if ok else 1
+    return verdict.exit_status(ok)
 
 
 if __name__ == '__main__':

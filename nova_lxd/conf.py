@@ -115,7 +115,10 @@ lxd_opts = [
              '(LXD security.idmap.isolated), so that a process escaping '
              'one container owns nothing of another. Each container takes '
              '65536 ids of root\'s subordinate ids (/etc/subuid, '
-             '/etc/subgid) on its member. False: only flavors with '
+             '/etc/subgid) on its member; when they are used up, LXD '
+             'refuses the member\'s next container ("Not enough uid/gid '
+             'available"): give root a range for as many containers as '
+             'a member should hold. False: only flavors with '
              'lxd:isolated_idmap=true get one; the others share one '
              'range.'),
     cfg.IntOpt(

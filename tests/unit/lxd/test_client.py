@@ -1,6 +1,8 @@
 """The LXD door's own rules, with pylxd faked."""
 
 import os
+import threading
+import time
 from unittest import mock
 
 import fixtures
@@ -219,6 +221,58 @@ class RequestTest(test.NoDBTestCase):
         self.api.images.aliases['b'].get.side_effect = pylxd_exc.NotFound(
             self.response(404, {'error': 'not found'}))
         self.assertIsNone(self.lxd.image_alias('b'))
+
+
+class CreateTest(test.NoDBTestCase):
+    """Containers with their own id range: created one at a time per member.
+
+    LXD 5.0 gives isolated containers created at once the same host ids.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.lxd = object.__new__(client.LXD)
+        self.lxd.conf = mock.Mock(create_timeout=300)
+        self.lxd.info = {'environment': {'server_clustered': True}}
+        self.lxd._client = mock.MagicMock()
+        self.running, self.overlapped, self.created = {}, [], []
+
+        def run(method, node, json=None, params=None, wait=None):
+            # LXD's create operation, until it ends.
+            self.overlapped.extend(
+                (json['name'], other) for other in self.running)
+            self.running[json['name']] = params['target']
+            time.sleep(0.05)
+            del self.running[json['name']]
+            self.created.append((json['name'], params['target']))
+        self.lxd._run = run
+
+    def create_at_once(self, *creates):
+        threads = [threading.Thread(target=self.lxd.create_instance,
+                                    args=(body, member))
+                   for body, member in creates]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sorted((b['name'], m) for b, m in creates),
+                         sorted(self.created))
+
+    @staticmethod
+    def body(name, isolated):
+        config = {'security.idmap.isolated': 'true'} if isolated else {}
+        return {'name': name, 'config': config}
+
+    def test_isolated_ones_on_one_member_one_after_another(self):
+        self.create_at_once(*((self.body('c%d' % i, True), 'm1')
+                              for i in range(3)))
+        self.assertEqual([], self.overlapped)
+
+    def test_others_and_other_members_at_once(self):
+        self.create_at_once((self.body('c1', True), 'm1'),
+                            (self.body('c2', True), 'm2'),
+                            (self.body('c3', False), 'm1'))
+        self.assertEqual(3, len(self.overlapped))
 
 
 class SeesAllProjectsTest(test.NoDBTestCase):
