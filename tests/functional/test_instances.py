@@ -9,10 +9,10 @@ import uuid
 from nova.compute import power_state
 from nova import exception
 from nova import test
-from nova.tests.unit import fake_instance
 
 from nova_lxd import constants
 from nova_lxd import driver
+from tests.unit import fakes
 from tools import testbed
 
 
@@ -70,10 +70,10 @@ class InstancesTest(test.NoDBTestCase):
     def test_get_info_and_instance_exists(self):
         member = self.bed.members[-1]
         running_uuid, stopped_uuid = str(uuid.uuid4()), str(uuid.uuid4())
-        running = fake_instance.fake_instance_obj(
-            None, uuid=running_uuid, display_name='r', node=member)
-        stopped = fake_instance.fake_instance_obj(
-            None, uuid=stopped_uuid, display_name='s', node=member)
+        running = fakes.instance(uuid=running_uuid, display_name='r',
+                                 node=member)
+        stopped = fakes.instance(uuid=stopped_uuid, display_name='s',
+                                 node=member)
         # Nova's instance.name is derived from its id; make both distinct.
         running.id, stopped.id = 0x7fff0001, 0x7fff0002
         self.container(member, running_uuid, True, name=running.name)
@@ -87,7 +87,7 @@ class InstancesTest(test.NoDBTestCase):
         self.assertEqual(2, len(self.requests))
         self.assertTrue(lxd_driver.instance_exists(running))
 
-        gone = fake_instance.fake_instance_obj(None, uuid=str(uuid.uuid4()))
+        gone = fakes.instance(uuid=str(uuid.uuid4()))
         gone.id = 0x7fff0003
         self.assertRaises(exception.InstanceNotFound, lxd_driver.get_info,
                           gone)
