@@ -190,8 +190,10 @@ class GPUTest(base.LXDServicesTestCase):
 
         Another deployment sharing the cluster: its own Placement counted
         the RTX free, its own lock knows nothing of this process's. Both
-        pick before either creates (the barrier). ``theirs_first``: our
-        create waits for theirs. Returns (their outcome, [(container
+        pick before either creates, and both create before either reads
+        LXD again (barriers): without the check after the create, both
+        would keep the card. ``theirs_first``: our create waits for
+        theirs. Returns (their outcome, [(container
         started, the RTX's holders then)], our server).
         """
         self.useFixture(fixtures.MonkeyPatch(
@@ -221,6 +223,7 @@ class GPUTest(base.LXDServicesTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.lxd.client.LXD.change_state', change_state))
         theirs_created = threading.Event()
+        both_created, created = threading.Barrier(2), set()
         real_create = client.LXD.create_instance
 
         def create_instance(lxd, body, member):
@@ -229,6 +232,10 @@ class GPUTest(base.LXDServicesTestCase):
             real_create(lxd, body, member)
             if body['name'] == self.theirs.name:
                 theirs_created.set()
+            if body['name'] not in created:
+                # Both read LXD again only once both containers exist.
+                created.add(body['name'])
+                both_created.wait(120)
         self.useFixture(fixtures.MonkeyPatch(
             'nova_lxd.lxd.client.LXD.create_instance', create_instance))
 
@@ -273,8 +280,8 @@ class GPUTest(base.LXDServicesTestCase):
         return theirs_kept, starts, server
 
     def test_two_services_racing_for_the_card_give_it_once(self):
-        # LXD ends with the card in one container, never in two at once:
-        # whichever LXD created first keeps it.
+        # The card ends in one container, never in two: whichever LXD
+        # created first keeps it, the other gives it up before any start.
         outcome, starts, server = self.race()
         ours = self.names[server['id']]
         if outcome == 'kept':
