@@ -5,6 +5,7 @@ from typing import Any
 
 from nova.compute import power_state
 
+from nova_lxd import constants
 from nova_lxd import container
 
 # LXD's status codes (shared/api/status_code.go).
@@ -46,9 +47,20 @@ def nova_containers(lxd_instances: Iterable[dict[str, Any]],
     found = {}
     for i in lxd_instances:
         uuid = container.instance_uuid(i)
-        if uuid and i.get('location', '') in here:
+        if (uuid and i.get('location', '') in here and
+                not i['name'].startswith(constants.LXD_MOVE_PREFIX)):
             found[i['name']] = (uuid, power_state_from(i))
     return found
+
+
+def unreachable(lxd_instances: Iterable[dict[str, Any]]) -> set[str]:
+    """Names of the instances of offline members in an instance listing.
+
+    LXD lists them without their config (and with status Error): what
+    they are and whether they run is not known until their member is
+    back.
+    """
+    return {i['name'] for i in lxd_instances if i.get('config') is None}
 
 
 def diagnostics(lxd_state: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from unittest import mock
 
+import fixtures
 from nova import exception
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import console
 from nova_lxd.lxd import errors
+from tests.unit import fakes
 
 
 class ConsoleLogsTest(test.NoDBTestCase):
@@ -17,8 +18,8 @@ class ConsoleLogsTest(test.NoDBTestCase):
         super().setUp()
         self.lxd = mock.Mock()
         self.logs = console.ConsoleLogs(self.lxd)
-        self.instance = fake_instance.fake_instance_obj(None,
-                                                        uuid=uuids.server)
+        self.instance = fakes.instance(
+            uuid=uuids.server)
 
     def test_what_was_read_is_kept(self):
         self.lxd.console_log.side_effect = [b'booted\n', b'', b'halting\n']
@@ -57,3 +58,24 @@ class ConsoleLogsTest(test.NoDBTestCase):
         self.logs.keep(self.instance)
         self.assertEqual(b'first run\nsecond run\n',
                          self.logs.output(self.instance))
+
+    def test_bounded_in_total_the_least_recent_forgotten_first(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.console.MAX_TOTAL_BYTES', 10))
+        one, two, three = (fakes.instance(uuid=u) for u in (
+            uuids.one, uuids.two, uuids.three))
+        self.lxd.console_log.side_effect = [b'1111', b'2222', b'11',
+                                            b'3333', b'', b'']
+        for instance in (one, two, one, three):
+            self.logs.output(instance)
+        # one (6 bytes, read again) stays; two, read before, goes.
+        self.assertEqual(b'111111', self.logs.output(one))
+        self.assertEqual(b'', self.logs.output(two))
+        self.assertLessEqual(self.logs._total, 10)
+
+    def test_forgotten_with_its_server(self):
+        self.lxd.console_log.return_value = b'secret\n'
+        self.logs.output(self.instance)
+        self.assertEqual(b'secret\n', self.logs.forget(self.instance))
+        self.assertEqual(0, self.logs._total)
+        self.assertEqual(b'', self.logs.forget(self.instance))

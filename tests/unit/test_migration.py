@@ -8,11 +8,11 @@ import fixtures
 from nova import exception
 from nova import objects
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import container
 from nova_lxd import migration
+from tests.unit import fakes
 
 FOUND = {
     'config': {'limits.cpu': '1', 'limits.memory': '256MiB'},
@@ -52,10 +52,12 @@ class MigrationsTestCase(test.NoDBTestCase):
         self.lxd.instance.return_value = copy.deepcopy(FOUND)
         self.disks = mock.Mock()
         self.gpus = FakeGPUs()
+        self.vifs = mock.Mock()
         self.migrations = migration.Migrations(self.lxd, self.disks,
-                                               self.gpus)
-        self.instance = fake_instance.fake_instance_obj(
-            None, uuid=uuids.server, node='lxd1', flavor=flavor())
+                                               self.vifs, self.gpus)
+        self.instance = fakes.instance(
+            uuid=uuids.server, node='lxd1',
+            flavor=flavor())
 
 
 class CheckTest(MigrationsTestCase):
@@ -67,22 +69,43 @@ class CheckTest(MigrationsTestCase):
         self.instance.migration_context = objects.MigrationContext(
             migration_id=7)
 
-    def check(self, new_flavor, source='lxd1', dest='lxd1'):
-        self.get.return_value = objects.Migration(source_node=source,
-                                                  dest_node=dest)
-        return self.migrations.check(None, self.instance, new_flavor)
+    def check(self, new_flavor, source='lxd1', dest='lxd1',
+              dest_compute='host1', network_info=None,
+              block_device_info=None):
+        self.get.return_value = objects.Migration(
+            source_node=source, dest_node=dest, source_compute='host1',
+            dest_compute=dest_compute)
+        return self.migrations.check(None, self.instance, new_flavor,
+                                     network_info, block_device_info,
+                                     'lxd1', 'host1')
 
     def test_a_resize_on_the_member(self):
-        self.assertIsNone(self.check(flavor('bigger', vcpus=2)))
+        self.assertEqual('lxd1', self.check(flavor('bigger', vcpus=2))
+                         .dest_node)
         self.get.assert_called_once_with(None, 7, uuids.server)
 
-    def test_another_member_is_refused_and_rolled_back(self):
-        e = self.assertRaises(exception.InstanceFaultRollback, self.check,
-                              flavor('bigger', vcpus=2), dest='lxd2')
-        self.assertIsInstance(e.inner_exception,
-                              exception.MigrationPreCheckError)
-        self.assertIn('another LXD member is not supported yet; resize '
-                      'keeps it on lxd1', str(e.inner_exception))
+    def test_another_member(self):
+        self.assertEqual('lxd2', self.check(flavor(), dest='lxd2')
+                         .dest_node)
+
+    def test_wired_servers_stay_with_the_hosts_member(self):
+        # One nova-compute for lxd1 and lxd2, on lxd1's host.
+        for ports, volumes, what in (
+                ([fakes.vif()], None, 'Neutron ports'),
+                (None, {'block_device_mapping': [{}]}, 'Cinder volumes')):
+            e = self.assertRaises(
+                exception.InstanceFaultRollback, self.check, flavor(),
+                dest='lxd2', dest_compute='host1', network_info=ports,
+                block_device_info=volumes)
+            self.assertIsInstance(e.inner_exception,
+                                  exception.MigrationPreCheckError)
+            self.assertIn('the server has %s' % what,
+                          str(e.inner_exception))
+            self.assertIn('run a nova-compute on each member',
+                          str(e.inner_exception))
+        # A nova-compute of its own on lxd2 plugs and connects there.
+        self.check(flavor(), dest='lxd2', dest_compute='host2',
+                   network_info=[fakes.vif()])
 
     def test_what_the_operator_does_not_allow_is_refused(self):
         privileged = flavor('root', extra_specs={'lxd:privileged': 'true'})
@@ -96,7 +119,7 @@ class CheckTest(MigrationsTestCase):
         self.assertIn('[lxd] privileged_projects', str(e.inner_exception))
         self.flags(privileged_projects=[self.instance.project_id],
                    group='lxd')
-        self.assertIsNone(self.check(privileged))
+        self.check(privileged)      # allowed now: no rollback
 
     def test_what_the_disks_cannot_follow_is_refused(self):
         self.instance.flavor = flavor(ephemeral_gb=2)
@@ -165,3 +188,95 @@ class ApplyFlavorTest(MigrationsTestCase):
         ((_, allocations, _),) = self.gpus.claims
         self.assertEqual({uuids.gpu: {'resources': {'PGPU': 1}}},
                          allocations)
+
+
+class StepsTest(MigrationsTestCase):
+    """Nova's migration steps as the driver hands them to Migrations."""
+
+    def setUp(self):
+        super().setUp()
+        self.power = mock.Mock()
+        self.useFixture(fixtures.MockPatchObject(
+            self.migrations, 'check',
+            side_effect=lambda *a: self.migration))
+        self.useFixture(fixtures.MockPatchObject(self.migrations, 'send'))
+        self.useFixture(fixtures.MockPatchObject(self.migrations, 'receive'))
+        self.useFixture(fixtures.MockPatchObject(self.migrations,
+                                                 'apply_flavor'))
+
+    def moving(self, dest='lxd2', dest_compute='host2'):
+        self.migration = objects.Migration(
+            source_node='lxd1', dest_node=dest, source_compute='host1',
+            dest_compute=dest_compute)
+        return self.migration
+
+    def migrate(self, status='Running'):
+        self.lxd.locate.return_value = {'location': 'lxd1',
+                                        'status': status}
+        self.migrations.migrate(None, self.instance, flavor(), [], None,
+                                'lxd1', 'host1', self.power.stop,
+                                self.power.start)
+
+    def test_a_resize_on_the_member_neither_stops_nor_moves(self):
+        self.moving(dest='lxd1')
+        self.migrate()
+        self.assertEqual([], self.power.mock_calls)
+        self.migrations.send.assert_not_called()
+
+    def test_a_move_stops_then_sends(self):
+        self.moving()
+        self.migrate()
+        self.assertEqual([mock.call.stop()], self.power.mock_calls)
+        self.migrations.send.assert_called_once_with(self.instance, 'lxd2',
+                                                     None)
+
+    def test_a_failed_move_starts_a_running_server_again_and_rolls_back(self):
+        self.moving()
+        self.migrations.send.side_effect = RuntimeError('LXD said no')
+        e = self.assertRaises(exception.InstanceFaultRollback, self.migrate)
+        self.assertIsInstance(e.inner_exception, exception.MigrationError)
+        self.assertIn('LXD said no', str(e.inner_exception))
+        self.assertEqual([mock.call.stop(), mock.call.start()],
+                         self.power.mock_calls)
+
+    def test_a_failed_move_leaves_a_stopped_server_stopped(self):
+        self.moving()
+        self.migrations.send.side_effect = RuntimeError('LXD said no')
+        self.assertRaises(exception.InstanceFaultRollback, self.migrate,
+                          'Stopped')
+        self.assertEqual([mock.call.stop()], self.power.mock_calls)
+
+    def test_finish_resizes_live_on_the_member_and_receives_a_move(self):
+        self.migrations.finish(self.moving(dest='lxd1'), self.instance,
+                               {'a': 1}, [], None)
+        self.migrations.apply_flavor.assert_called_once_with(
+            self.instance, self.instance.flavor, {'a': 1})
+        self.migrations.finish(self.moving(), self.instance, {'a': 1}, [],
+                               None)
+        self.migrations.receive.assert_called_once_with(
+            self.instance, self.instance.flavor, {'a': 1}, [], None)
+
+    def test_confirm_unplugs_only_what_another_host_plugged(self):
+        for move in (self.moving(dest='lxd1'),
+                     self.moving(dest_compute='host1')):
+            self.migrations.confirm(move, self.instance, [])
+        self.vifs.unplug.assert_not_called()
+        self.migrations.confirm(self.moving(), self.instance, ['vif'])
+        self.vifs.unplug.assert_called_once_with(self.instance, ['vif'])
+
+    def test_finish_revert_takes_the_container_back_with_its_allocations(
+            self):
+        with mock.patch.object(self.migrations, 'allocations_here',
+                               return_value={'rp': 1}) as here:
+            self.migrations.finish_revert(None, self.instance,
+                                          self.moving(), uuids.rp, [], None)
+        here.assert_called_once_with(None, self.instance, self.migration,
+                                     uuids.rp)
+        self.migrations.receive.assert_called_once_with(
+            self.instance, self.instance.flavor, {'rp': 1}, [], None)
+
+    def test_shared_roots_on_ceph_only(self):
+        for driver, shared in (('ceph', True), ('dir', False),
+                               ('btrfs', False)):
+            self.lxd.pool.return_value = {'driver': driver}
+            self.assertEqual(shared, self.migrations.shared_roots('lxd1'))
