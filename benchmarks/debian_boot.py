@@ -17,9 +17,7 @@ the pool), then N of each; each server is deleted before the next.
 Prints p50 of both and their ratio; PASS when Nova's p50 is within 1.3
 times raw LXD's.
 
-SSH: the issue's figure is create -> SSH answers, which needs a network
-the host reaches (tools/cloud's, issue 11 item 3). ``ready`` is the one
-place to change: wait for port 22 of the server's address there.
+Create -> SSH answers, on tools/cloud's network: benchmarks/ssh_boot.py.
 
 Run from the repository root: python -m benchmarks.debian_boot [-n 5]
 """
@@ -81,10 +79,7 @@ class DebianBoot(demo_main.NovaLXD):
         self.api.post_keypair({'keypair': {'name': 'k', 'public_key': KEY}})
 
     def ready(self, name, start):
-        """Seconds from ``start`` until the container's cloud-init is done.
-
-        (With a reachable network: until its SSH answers.)
-        """
+        """Seconds from ``start`` until the container's cloud-init is done."""
         env = dict(os.environ, LXD_DIR=self.bed.lxd_dirs[self.member],
                    LXD_CONF=os.path.join(os.environ['NOVA_LXD_TESTBED_DIR'],
                                          'lxc-client'))

@@ -405,11 +405,11 @@ class LXDDriver(driver.ComputeDriver):
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 
-    def _start(self, instance, action='start', **kwargs):
-        """Start (or restart) the container, if the operator allows it.
+    def _check_start(self, instance):
+        """Refuse a container the operator no longer allows to start.
 
-        Refused when the operator no longer allows what it is
-        (privileged, nested, NVIDIA's hook).
+        What it is (privileged, nested, NVIDIA's hook) may have been
+        closed since it was made.
         """
         try:
             found = self.lxd.instance(container.name(instance))
@@ -419,6 +419,10 @@ class LXDDriver(driver.ComputeDriver):
                                           container.gates(CONF.lxd))
         if problem:
             raise exception.InstancePowerOnFailure(reason=problem)
+
+    def _start(self, instance, action='start', **kwargs):
+        """Start (or restart) the container if still allowed."""
+        self._check_start(instance)
         self._change_state(instance, action, **kwargs)
 
     def _running(self, instance):
@@ -427,14 +431,17 @@ class LXDDriver(driver.ComputeDriver):
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
-        if not self._running(instance):
-            self.vifs.plug(instance, network_info)
-            self._start(instance)
-        elif reboot_type == 'SOFT':
-            self._start(instance, 'restart',
-                        timeout=CONF.reboot_timeout or None)
+        # A stop and a start, not LXD's restart: the ports are plugged
+        # again in between (VIFs.replug). A soft reboot is a clean
+        # shutdown, forced after the timeout, as power_off.
+        self._check_start(instance)
+        if reboot_type == 'SOFT':
+            self.power_off(instance,
+                           CONF.reboot_timeout or CONF.shutdown_timeout)
         else:
-            self._start(instance, 'restart', force=True)
+            self.power_off(instance)
+        self.vifs.replug(instance, network_info)
+        self._start(instance)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         if not self._running(instance):
@@ -451,8 +458,9 @@ class LXDDriver(driver.ComputeDriver):
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
         if not self._running(instance):
-            # After a member reboot the host ends are gone: plug again.
-            self.vifs.plug(instance, network_info)
+            # The start makes new host ends (and after a member reboot
+            # what os-vif made is gone): plug again.
+            self.vifs.replug(instance, network_info)
             self._start(instance)
 
     def pause(self, instance):

@@ -173,6 +173,19 @@ class VIFs(object):
                 raise VIFError(reason='os-vif could not plug Neutron port '
                                       '%s: %s' % (vif['id'], e))
 
+    def replug(self, instance, network_info):
+        """Unplug and plug every port of a stopped container.
+
+        Each start makes the p2p nics' host devices anew; Open vSwitch's
+        userspace datapath keeps reading the device of the port's name it
+        opened first, gone with the stop, and the server has no network
+        (the kernel datapath would recover). A port removed and added
+        again while the container is stopped is taken up when its device
+        appears, as at the first boot.
+        """
+        self.unplug(instance, network_info)
+        self.plug(instance, network_info)
+
     def unplug(self, instance, network_info):
         """Unplug every port; one failing does not keep the others."""
         info = os_vif_util.nova_to_osvif_instance(instance)

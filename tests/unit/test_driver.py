@@ -300,3 +300,42 @@ class NetworkHooksTest(DriverTestCase):
         self.lxd.remove_device.assert_called_once_with(
             self.inst.name, 'nova-port-' + port['id'])
         self.unplug.assert_called_once()
+
+    def lifecycle(self, running):
+        """What LXD and os-vif are asked, in order, on a fake container."""
+        calls = mock.Mock()
+        self.plug.side_effect = lambda *a: calls.plug()
+        self.unplug.side_effect = lambda *a: calls.unplug()
+        self.lxd.change_state = lambda name, action, **kw: getattr(
+            calls, action)(**kw)
+        self.driver.console = mock.Mock()
+        state = power_state.RUNNING if running else power_state.SHUTDOWN
+        self.driver.get_info = lambda inst: mock.Mock(state=state)
+        return calls
+
+    def test_reboot_stops_plugs_the_ports_again_then_starts(self):
+        # A start makes new host devices: an OVS port kept across it reads
+        # the old one in the userspace datapath.
+        self.flags(shutdown_timeout=42)
+        for reboot_type, stop in (('SOFT', mock.call.stop(timeout=42)),
+                                  ('HARD', mock.call.stop(force=True))):
+            calls = self.lifecycle(running=True)
+            self.driver.reboot(None, self.inst, [fakes.vif(fakes.NATIVE)],
+                               reboot_type)
+            self.assertEqual([stop, mock.call.unplug(), mock.call.plug(),
+                              mock.call.start()], calls.mock_calls)
+
+    def test_reboot_refused_before_the_stop_when_the_start_would_be(self):
+        calls = self.lifecycle(running=True)
+        self.lxd.instance = lambda name: {
+            'config': {'security.privileged': 'true'}, 'devices': {}}
+        self.assertRaises(exception.InstancePowerOnFailure,
+                          self.driver.reboot, None, self.inst,
+                          [fakes.vif(fakes.NATIVE)], 'SOFT')
+        self.assertEqual([], calls.mock_calls)
+
+    def test_power_on_plugs_the_ports_again_then_starts(self):
+        calls = self.lifecycle(running=False)
+        self.driver.power_on(None, self.inst, [fakes.vif(fakes.NATIVE)])
+        self.assertEqual([mock.call.unplug(), mock.call.plug(),
+                          mock.call.start()], calls.mock_calls)
