@@ -3,10 +3,13 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
+import datetime
+import os
 import time
 
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import timeutils
 
 import os_resource_classes as orc
 
@@ -15,6 +18,7 @@ from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
 from nova import exception
+from nova.virt import configdrive
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
@@ -262,6 +266,7 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.console.forget(instance)
         self.disks.remove(instance, block_device_info)
         self.vifs.unplug(instance, network_info)
         self.gpus.remove_unused_profiles()
@@ -276,6 +281,8 @@ class LXDDriver(driver.ComputeDriver):
             self.vifs.unplug(instance, network_info)
 
     def _change_state(self, instance, action, **kwargs):
+        if action == 'start':
+            self.console.before_start(instance)
         try:
             self.lxd.change_state(instance.name, action, **kwargs)
         except errors.LXDNotFound:
@@ -287,14 +294,16 @@ class LXDDriver(driver.ComputeDriver):
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
+        # A stop and a start, not LXD's restart: the console log that the
+        # stopped container leaves is read before the start empties it.
         if not self._running(instance):
             self.vifs.plug(instance, network_info)
-            self._change_state(instance, 'start')
         elif reboot_type == 'SOFT':
-            self._change_state(instance, 'restart',
+            self._change_state(instance, 'stop',
                                timeout=CONF.reboot_timeout or None)
         else:
-            self._change_state(instance, 'restart', force=True)
+            self._change_state(instance, 'stop', force=True)
+        self._change_state(instance, 'start')
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         if not self._running(instance):
@@ -413,6 +422,29 @@ class LXDDriver(driver.ComputeDriver):
         if found is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return state.diagnostics(found)
+
+    def get_instance_diagnostics(self, instance):
+        try:
+            found = self.lxd.instance_with_state(instance.name)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return state.instance_diagnostics(
+            found, configdrive.required_by(instance),
+            timeutils.utcnow(with_timezone=True))
+
+    def get_host_uptime(self):
+        """This host's uptime: the member's behind a local socket.
+
+        LXD reports no member's uptime; over HTTPS the member may be
+        another machine.
+        """
+        if self._local_member is None:
+            raise NotImplementedError(
+                'LXD reports no uptime of a remote member')
+        with open('/proc/uptime') as f:
+            seconds = float(f.read().split()[0])
+        return node.uptime_text(datetime.datetime.now(), seconds,
+                                os.getloadavg())
 
     # -- snapshot --------------------------------------------------------
 

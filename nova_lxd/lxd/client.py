@@ -82,6 +82,15 @@ def _https_session(conf):
             % (conf.server_cert, e))
 
 
+def _disposition_filename(value):
+    """The filename of a Content-Disposition header; '' when it has none."""
+    for part in value.split(';'):
+        key, sep, name = part.strip().partition('=')
+        if sep and key.strip().lower() == 'filename':
+            return name.strip().strip('"')
+    return ''
+
+
 def _connect_error(endpoint, conf, exc):
     text = str(exc)
     if 'Fingerprints did not match' in text:
@@ -288,6 +297,14 @@ class LXD(object):
         """``GET /1.0/instances/<name>``; raises LXDNotFound."""
         return self._get(self._client.api.instances[name])
 
+    def instance_with_state(self, name):
+        """``GET /1.0/instances/<name>?recursion=1``: with its ``state``.
+
+        Raises LXDNotFound.
+        """
+        return self._get(self._client.api.instances[name],
+                         params={'recursion': 1})
+
     def instance_state(self, name):
         """``GET /1.0/instances/<name>/state``; None when it does not exist."""
         try:
@@ -442,21 +459,41 @@ class LXD(object):
                                    'Content-Type':
                                        'application/octet-stream'})
 
-    def console_log(self, name):
-        """Console output that LXD has not handed out yet.
+    def console_log(self, name, limit):
+        """The container's console log as LXD hands it out: (bytes, stopped).
 
-        For a running container LXD 5.0 hands each line out only once.
+        Running: what the console printed since the last read (liblxc
+        hands each byte of its ring buffer out once). Stopped: LXD's log
+        file of the last run (what nobody read before it stopped), the
+        same on every read until the next start, which empties it. LXD
+        answers the first from memory (no file name) and the second from
+        the file (its path as the name): that tells them apart without a
+        second request. The bytes are the guest's, raw (any encoding,
+        escape sequences, NULs), at most the last ``limit`` of them.
         """
         try:
-            return self._request('get', self._client.api.instances[name]
-                                 .console, is_api=False).text
+            response = self._request('get', self._client.api.instances[name]
+                                     .console, is_api=False, stream=True)
         except errors.LXDNotFound:
             raise
         except errors.LXDError as e:
-            # LXD 5.0 answers 500 "open : no such file" when nothing new.
+            # LXD 5.0 answers 500 "open : no such file" when a running
+            # container printed nothing new.
             if 'no such file' in str(e):
-                return ''
+                return b'', False
             raise
+        with response:
+            stopped = bool(_disposition_filename(
+                response.headers.get('Content-Disposition', '')))
+            data = bytearray()
+            try:
+                for chunk in response.iter_content(64 * 1024):
+                    data += chunk
+                    del data[:-limit]
+            except requests.RequestException as e:
+                raise errors.LXDError(
+                    reason='reading the console log of %s: %s' % (name, e))
+        return bytes(data), stopped
 
     def snapshot(self, name, snapshot):
         self._run('post', self._client.api.instances[name].snapshots,
