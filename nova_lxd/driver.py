@@ -39,6 +39,7 @@ from nova_lxd.lxd import members
 from nova_lxd import migration
 from nova_lxd import network
 from nova_lxd import node
+from nova_lxd import serial_console
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -77,6 +78,7 @@ class LXDDriver(driver.ComputeDriver):
         self.gpus = None
         self.migrations = None
         self.console = None
+        self.serial = None
 
     # -- service and nodes ---------------------------------------------
 
@@ -97,6 +99,8 @@ class LXDDriver(driver.ComputeDriver):
         self._local_member = self.lxd.local_member
         self.images = imagecache.ImageCache(self.lxd)
         self.console = console.ConsoleLogs(self.lxd)
+        self.serial = serial_console.SerialConsoles(self.lxd,
+                                                    CONF.serial_console)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
                                      self._local_member)
@@ -108,6 +112,9 @@ class LXDDriver(driver.ComputeDriver):
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
                  self.lxd.server_version, ', '.join(managed))
+
+    def cleanup_host(self, host):
+        self.serial.stop_all()
 
     def get_available_nodes(self, refresh=False):
         return list(self._nodes)
@@ -266,6 +273,7 @@ class LXDDriver(driver.ComputeDriver):
             return
         self._delete_rescue(instance)
         self._delete(instance)
+        self.serial.forget(instance)
         self.console.forget(instance)
         self.disks.remove(instance, block_device_info)
         self.vifs.unplug(instance, network_info)
@@ -275,6 +283,7 @@ class LXDDriver(driver.ComputeDriver):
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         self._delete(instance)
+        self.serial.forget(instance)
         if destroy_disks:
             self.disks.remove(instance, block_device_info)
         if destroy_vifs:
@@ -306,6 +315,7 @@ class LXDDriver(driver.ComputeDriver):
         self._change_state(instance, 'start')
 
     def power_off(self, instance, timeout=0, retry_interval=0):
+        self.serial.stop(instance)
         if not self._running(instance):
             return
         if timeout:
@@ -416,6 +426,18 @@ class LXDDriver(driver.ComputeDriver):
 
     def get_console_output(self, context, instance):
         return self.console.output(instance)
+
+    def get_serial_console(self, context, instance):
+        """The instance's port for nova-serialproxy (serial_console)."""
+        container = (constants.rescue_name(instance.name)
+                     if instance.vm_state == vm_states.RESCUED
+                     else instance.name)
+        found = self.lxd.instance_state(container)
+        if found is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        if state.power_state_from(found) != power_state.RUNNING:
+            raise exception.InstanceNotReady(instance_id=instance.uuid)
+        return self.serial.console(instance, container)
 
     def get_diagnostics(self, instance):
         found = self.lxd.instance_state(instance.name)
