@@ -46,6 +46,7 @@ def driver_for(bed, member, state_path):
                         ('client_key', bed.client_key),
                         ('server_cert', bed.server_cert),
                         ('storage_pool', bed.pool),
+                        ('allow_dir_pool', True),
                         ('project', bed.project)):
         CONF.set_override(name, value, group='lxd')
     driver = lxd_driver.LXDDriver(None)

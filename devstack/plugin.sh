@@ -261,6 +261,7 @@ function configure_nova_lxd {
     iniset "$NOVA_CPU_CONF" lxd storage_pool "$NOVA_LXD_STORAGE_POOL"
     iniset "$NOVA_CPU_CONF" lxd allow_privileged "$NOVA_LXD_ALLOW_PRIVILEGED"
     iniset "$NOVA_CPU_CONF" lxd allow_nesting "$NOVA_LXD_ALLOW_NESTING"
+    iniset "$NOVA_CPU_CONF" lxd allow_dir_pool "$NOVA_LXD_ALLOW_DIR_POOL"
     local opt var
     for opt in members gpu_devices gpu_modes gpu_traits; do
         var=NOVA_LXD_${opt^^}

@@ -21,11 +21,13 @@ import contextlib
 import dataclasses
 import threading
 
-from oslo_concurrency import lockutils
-
 from nova import exception
+from oslo_concurrency import lockutils
+from oslo_log import log as logging
 
 from nova_lxd.lxd import errors
+
+LOG = logging.getLogger(__name__)
 
 # Console output kept per container (Nova's libvirt driver shows 100 KiB).
 MAX_CONSOLE_BYTES = 100 * 1024
@@ -71,7 +73,10 @@ class ConsoleLogs(object):
         with self._reading(instance) as log:
             try:
                 data, stopped = self._read(instance)
-            except exception.InstanceNotFound:
+            except (exception.InstanceNotFound, errors.LXDError) as e:
+                # The start goes on; only this file may be lost.
+                LOG.debug('Console log not read before start: %s', e,
+                          instance=instance)
                 return
             if stopped and data != log.folded:
                 log.kept = (log.kept + data)[-self.per_container:]

@@ -1,4 +1,4 @@
-"""Nova instance -> its LXD container: create, resize and rescue bodies (pure).
+"""Nova instance -> its LXD container: create and resize bodies (pure).
 
 One call builds the body a spawn creates (``instance_body``), from the
 flavor and what each room adds (a ``Part``: disks, ports, GPUs, cloud-init
@@ -41,12 +41,6 @@ _VIF_QUOTAS = {
     'vif_inbound_average': 'limits.ingress',
     'vif_outbound_average': 'limits.egress',
 }
-
-RESCUE_MOUNT = '/mnt/original-root'
-# Pool drivers whose instance root is a plain folder on the member even
-# while the instance is stopped, so a rescue container can mount it.
-RESCUE_POOL_DRIVERS = ('dir', 'btrfs')
-
 
 @dataclasses.dataclass(frozen=True)
 class Part:
@@ -108,32 +102,120 @@ def nic_limits(extra_specs: Mapping[str, str]) -> dict[str, str]:
     return limits
 
 
-def security_config(specs: 'extra_specs.LXDSpecs', allow_privileged: bool,
-                    allow_nesting: bool) -> dict[str, str]:
+@dataclasses.dataclass(frozen=True)
+class Gates:
+    """What the operator's ``[lxd]`` options open, and the host's defaults.
+
+    ``allow_privileged`` and ``allow_nesting`` open ``lxd:privileged`` and
+    ``lxd:nesting``; ``privileged_projects`` and ``nesting_projects``, when
+    not empty, narrow that to these Keystone projects (empty: every
+    project). ``allow_nvidia_runtime`` opens NVIDIA's runtime hook.
+    ``isolated_idmap``: every container gets its own host id range;
+    ``max_processes``: ``limits.processes`` unless the flavor says (0: no
+    limit).
+    """
+
+    allow_privileged: bool = False
+    privileged_projects: frozenset[str] = frozenset()
+    allow_nesting: bool = False
+    nesting_projects: frozenset[str] = frozenset()
+    allow_nvidia_runtime: bool = False
+    isolated_idmap: bool = True
+    max_processes: int = 0
+
+
+def gates(lxd_conf: Any) -> Gates:
+    """The Gates of the ``[lxd]`` option group (CONF.lxd)."""
+    return Gates(
+        allow_privileged=lxd_conf.allow_privileged,
+        privileged_projects=frozenset(lxd_conf.privileged_projects),
+        allow_nesting=lxd_conf.allow_nesting,
+        nesting_projects=frozenset(lxd_conf.nesting_projects),
+        allow_nvidia_runtime=lxd_conf.allow_nvidia_runtime,
+        isolated_idmap=lxd_conf.isolated_idmap,
+        max_processes=lxd_conf.max_processes)
+
+
+def _closed(what: str, spec: str, allowed: bool,
+            projects: frozenset[str], project_id: str) -> str | None:
+    """Why ``project_id`` may not have ``what``; None when it may.
+
+    Short: Nova keeps 255 characters of a fault's message.
+    """
+    option = spec.split(':')[1]
+    if not allowed:
+        return '%s (%s), off here: [lxd] allow_%s = False' % (
+            what, spec, option)
+    if projects and project_id not in projects:
+        return '%s (%s), only for [lxd] %s_projects, not %s' % (
+            what, spec, option, project_id)
+    return None
+
+
+# The config keys ``flavor_config`` decides: a resize writes each (an
+# empty value removes a key).
+FLAVOR_KEYS = ('limits.cpu', 'limits.memory', 'limits.memory.swap',
+               'limits.processes', 'security.privileged', 'security.nesting',
+               'security.idmap.isolated')
+# Keys that change what the container is only when it starts again.
+RESTART_KEYS = ('security.privileged', 'security.nesting')
+
+
+def security_config(specs: 'extra_specs.LXDSpecs', project_id: str,
+                    gates: Gates) -> dict[str, str]:
     """LXD security keys for the ``lxd:`` specs the operator allows.
 
-    A flavor asking for more than ``[lxd]`` allows is refused, never
-    silently downgraded: the tenant asked for it.
+    A flavor asking for more than ``[lxd]`` allows the project is refused,
+    never silently downgraded: the tenant asked for it.
     """
     config = {}
-    if specs.privileged:
-        if not allow_privileged:
-            raise exception.InvalidInput(
-                reason='flavor asks for a privileged container '
-                       '(lxd:privileged) but this cloud does not allow it; '
-                       'the operator allows it with [lxd] allow_privileged '
-                       '= True')
-        config['security.privileged'] = 'true'
-    if specs.nesting:
-        if not allow_nesting:
-            raise exception.InvalidInput(
-                reason='flavor asks for nested containers (lxd:nesting) but '
-                       'this cloud does not allow it; the operator allows '
-                       'it with [lxd] allow_nesting = True')
-        config['security.nesting'] = 'true'
-    if specs.isolated_idmap:
+    for asked, what, spec, allowed, projects, key in (
+            (specs.privileged, 'a privileged container', 'lxd:privileged',
+             gates.allow_privileged, gates.privileged_projects,
+             'security.privileged'),
+            (specs.nesting, 'nested containers', 'lxd:nesting',
+             gates.allow_nesting, gates.nesting_projects,
+             'security.nesting')):
+        if not asked:
+            continue
+        closed = _closed(what, spec, allowed, projects, project_id)
+        if closed:
+            raise exception.InvalidInput(reason='flavor asks for ' + closed)
+        config[key] = 'true'
+    if specs.nvidia_runtime and not gates.allow_nvidia_runtime:
+        raise exception.InvalidInput(
+            reason='flavor asks for NVIDIA\'s hook, run as host root '
+                   '(lxd:nvidia_runtime), off here: [lxd] '
+                   'allow_nvidia_runtime = False')
+    # A privileged container has no idmap to isolate.
+    if (gates.isolated_idmap or specs.isolated_idmap) and not specs.privileged:
         config['security.idmap.isolated'] = 'true'
     return config
+
+
+def start_problem(found: Body, project_id: str,
+                  gates: Gates) -> str | None:
+    """Why a container (LXD's GET of it) may not start now; None if it may.
+
+    The operator may have closed since it was made what its config (with
+    its profiles') opens: it does not start again until reopened.
+    """
+    config = found.get('expanded_config') or found.get('config') or {}
+    for key, what, spec, allowed, projects in (
+            ('security.privileged', 'a privileged container',
+             'lxd:privileged', gates.allow_privileged,
+             gates.privileged_projects),
+            ('security.nesting', 'nested containers', 'lxd:nesting',
+             gates.allow_nesting, gates.nesting_projects)):
+        if config.get(key) == 'true':
+            closed = _closed(what, spec, allowed, projects, project_id)
+            if closed:
+                return 'the container is ' + closed
+    if (config.get('nvidia.runtime') == 'true' and
+            not gates.allow_nvidia_runtime):
+        return ('the container has NVIDIA\'s hook (nvidia.runtime), off '
+                'here: [lxd] allow_nvidia_runtime = False')
+    return None
 
 
 def root_disk(flavor: 'objects.Flavor', pool: str,
@@ -145,19 +227,41 @@ def root_disk(flavor: 'objects.Flavor', pool: str,
     return device
 
 
-def limits(flavor: 'objects.Flavor') -> dict[str, str]:
-    """Flavor size -> LXD limits (also applied live on resize)."""
-    return {'limits.cpu': str(flavor.vcpus),
-            'limits.memory': '%dMiB' % flavor.memory_mb}
+def limits(flavor: 'objects.Flavor', specs: 'extra_specs.LXDSpecs',
+           gates: Gates) -> dict[str, str]:
+    """Flavor size -> LXD limits (also applied live on resize).
+
+    No swap unless the flavor's ``lxd:memory_swap`` says so; at most
+    ``lxd:max_processes`` processes (else the operator's default).
+    """
+    config = {'limits.cpu': str(flavor.vcpus),
+              'limits.memory': '%dMiB' % flavor.memory_mb,
+              'limits.memory.swap': 'true' if specs.memory_swap else 'false'}
+    processes = specs.max_processes or gates.max_processes
+    if processes:
+        config['limits.processes'] = str(processes)
+    return config
+
+
+def flavor_config(flavor: 'objects.Flavor', specs: 'extra_specs.LXDSpecs',
+                  project_id: str, gates: Gates) -> dict[str, str]:
+    """Every key of FLAVOR_KEYS for ``flavor``: '' for the keys it unsets.
+
+    Limits and security keys, as a create and a resize write them.
+    """
+    config = dict.fromkeys(FLAVOR_KEYS, '')
+    config.update(limits(flavor, specs, gates))
+    config.update(security_config(specs, project_id, gates))
+    return config
 
 
 def check(flavor: 'objects.Flavor', specs: 'extra_specs.LXDSpecs',
-          allow_privileged: bool, allow_nesting: bool) -> None:
+          project_id: str, gates: Gates) -> None:
     """Refuse what ``instance_body`` would refuse, before anything is made.
 
     InvalidInput naming the extra spec or the ``[lxd]`` option.
     """
-    security_config(specs, allow_privileged, allow_nesting)
+    security_config(specs, project_id, gates)
     disk_limits(flavor.extra_specs)
 
 
@@ -177,13 +281,12 @@ def _merged(name: str,
 def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
                   specs: 'extra_specs.LXDSpecs', fingerprint: str | None,
                   pool: str, parts: Iterable[Part] = (),
-                  allow_privileged: bool = False,
-                  allow_nesting: bool = False) -> Body:
+                  gates: Gates = Gates()) -> Body:
     """The POST /1.0/instances body for a Nova instance.
 
     Nova's identity keys, the flavor's limits, root disk and the security
-    keys its ``lxd:`` specs may have (``specs``: LXDSpecs; within what
-    ``allow_privileged`` and ``allow_nesting`` allow), and what the rooms
+    keys its ``lxd:`` specs may have (``specs``: LXDSpecs; within what the
+    operator's ``gates`` allow the instance's project), and what the rooms
     add: ``parts``, container.Parts of the ephemeral disk and volumes, the
     ports, the GPUs, the cloud-init keys.
     """
@@ -192,8 +295,8 @@ def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
         constants.PROJECT_KEY: instance.project_id,
         constants.FLAVOR_KEY: flavor.name,
     }
-    config.update(limits(flavor))
-    config.update(security_config(specs, allow_privileged, allow_nesting))
+    config.update({k: v for k, v in flavor_config(
+        flavor, specs, instance.project_id, gates).items() if v})
     devices = {'root': root_disk(flavor, pool, flavor.extra_specs)}
     return {
         'name': instance.name,
@@ -206,45 +309,6 @@ def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
                           [part.config for part in parts]),
         'devices': _merged('device', [devices] +
                            [part.devices for part in parts]),
-    }
-
-
-def rescue_root(instance: 'objects.Instance', pool_info: Body) -> str:
-    """The member's path to an instance's root, for its rescue container.
-
-    ``pool_info`` is ``[lxd] storage_pool`` as seen on the instance's
-    member; InstanceNotRescuable where its driver keeps no plain folder.
-    """
-    if pool_info['driver'] not in RESCUE_POOL_DRIVERS:
-        raise exception.InstanceNotRescuable(
-            instance_id=instance.uuid,
-            reason='rescue needs an LXD storage pool of driver %s; [lxd] '
-                   'storage_pool is %s' % (
-                       ' or '.join(RESCUE_POOL_DRIVERS), pool_info['driver']))
-    return '%s/containers/%s/rootfs' % (pool_info['config']['source'],
-                                        instance.name)
-
-
-def rescue_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
-                fingerprint: str, pool: str, root: str) -> Body:
-    """A container from the rescue image with the original root mounted.
-
-    ``root``: ``rescue_root``, the original root through the member's own
-    path to it.
-    """
-    config = {constants.RESCUE_OF_KEY: instance.uuid}
-    config.update(limits(flavor))
-    return {
-        'name': constants.rescue_name(instance.name),
-        'type': 'container',
-        'source': {'type': 'image', 'fingerprint': fingerprint},
-        'profiles': [],
-        'config': config,
-        'devices': {
-            'root': {'type': 'disk', 'path': '/', 'pool': pool},
-            constants.RESCUE_ROOT_DEVICE: {
-                'type': 'disk', 'source': root, 'path': RESCUE_MOUNT},
-        },
     }
 
 
@@ -262,20 +326,49 @@ def _resized_root(found: Body, flavor: 'objects.Flavor') -> dict[str, str]:
     return root
 
 
-def resize_patch(found: Body, flavor: 'objects.Flavor') -> Body:
-    """The PATCH of ``found`` to ``flavor``: limits, root size, disk I/O."""
-    return {'config': limits(flavor),
+def flavor_specs(flavor: 'objects.Flavor') -> 'extra_specs.LXDSpecs':
+    """The ``lxd:`` specs of a flavor (extra_specs.lxd_specs)."""
+    from nova_lxd import extra_specs
+    return extra_specs.lxd_specs(flavor.extra_specs)
+
+
+def _resized_config(found: Body, flavor: 'objects.Flavor',
+                    gates: Gates) -> dict[str, str]:
+    """flavor_config of ``flavor`` for the project ``found`` belongs to."""
+    return flavor_config(flavor, flavor_specs(flavor),
+                         found['config'].get(constants.PROJECT_KEY, ''),
+                         gates)
+
+
+def resize_patch(found: Body, flavor: 'objects.Flavor',
+                 gates: Gates) -> Body:
+    """The PATCH of ``found`` to ``flavor``: limits, security keys (within
+    what ``gates`` allow now), root size, disk I/O."""
+    return {'config': _resized_config(found, flavor, gates),
             'devices': {'root': _resized_root(found, flavor)}}
 
 
-def resized(found: Body, flavor: 'objects.Flavor', gpus: Part) -> Body:
-    """``found`` with ``flavor``'s limits and root disk, and ``gpus``.
+def needs_restart(found: Body, config: Mapping[str, str]) -> bool:
+    """Whether ``config`` (a resize's) changes keys that act at start.
+
+    A running privileged container stays privileged until it starts
+    again: dropping ``security.privileged`` needs a restart.
+    """
+    return any((found['config'].get(k) or '') != (config.get(k) or '')
+               for k in RESTART_KEYS if k in config)
+
+
+def resized(found: Body, flavor: 'objects.Flavor', gpus: Part,
+            gates: Gates) -> Body:
+    """``found`` with ``flavor``'s limits, security keys and root disk, and
+    ``gpus``.
 
     ``gpus`` (a Part) replaces the driver's gpu devices and GPU profiles.
     For LXD's PUT (client.replace_instance), which removes what it lacks.
     """
     config = dict(found['config'])
-    config.update(limits(flavor))
+    config.update(_resized_config(found, flavor, gates))
+    config = {k: v for k, v in config.items() if v != ''}
     devices = {n: d for n, d in found['devices'].items()
                if not constants.is_gpu_device(n)}
     devices['root'] = _resized_root(found, flavor)

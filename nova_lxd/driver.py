@@ -4,6 +4,7 @@ One Nova compute node per LXD cluster member (nodename = member name).
 """
 
 import datetime
+import itertools
 import os
 import time
 
@@ -39,6 +40,7 @@ from nova_lxd.lxd import members
 from nova_lxd import migration
 from nova_lxd import network
 from nova_lxd import node
+from nova_lxd import rescue
 from nova_lxd import serial_console
 from nova_lxd import state
 from nova_lxd import storage
@@ -88,6 +90,9 @@ class LXDDriver(driver.ComputeDriver):
             CONF.lxd.members, host, self.lxd.members())
         fingerprint = self.lxd.certificate_fingerprint
         self._nodes = {m: members.node_uuid(fingerprint, m) for m in managed}
+        storage.check_pool(CONF.lxd.storage_pool,
+                           self.lxd.pool(managed[0])['driver'],
+                           CONF.lxd.allow_dir_pool)
         # Nova refuses to restart a service that never wrote its local
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
@@ -98,6 +103,7 @@ class LXDDriver(driver.ComputeDriver):
         # NVML and os-brick see this host: the member behind the socket.
         self._local_member = self.lxd.local_member
         self.images = imagecache.ImageCache(self.lxd)
+        self.images.remove_stale_downloads()
         self.console = console.ConsoleLogs(self.lxd)
         self.serial = serial_console.SerialConsoles(self.lxd,
                                                     CONF.serial_console)
@@ -209,13 +215,16 @@ class LXDDriver(driver.ComputeDriver):
         except exception.ValidationError as e:
             raise exception.InvalidInput(reason=str(e))
         ephemeral_gb = storage.check_disks(instance, block_device_info)
-        container.check(instance.flavor, specs, CONF.lxd.allow_privileged,
-                        CONF.lxd.allow_nesting)
-        keys = container.Part(config=cloud_init.cloud_init_keys(instance))
+        container.check(instance.flavor, specs, instance.project_id,
+                        container.gates(CONF.lxd))
+        inst_md = cloud_init.instance_metadata_of(
+            instance, injected_files, admin_password, network_info)
+        keys = container.Part(config=cloud_init.cloud_init_keys(
+            inst_md, network.interface_names(network_info),
+            self.lxd.server_version))
         # (files, mode): the config drive (root only), Nova's injected files.
-        files = [(cloud_init.config_drive_files(
-            instance, injected_files, admin_password, network_info), '0400'),
-            (dict(injected_files or ()), '0644')]
+        files = [(cloud_init.config_drive_files(instance, inst_md), '0400'),
+                 (dict(injected_files or ()), '0644')]
         try:
             ports = container.Part(
                 devices=self.vifs.devices(instance, network_info))
@@ -226,25 +235,29 @@ class LXDDriver(driver.ComputeDriver):
                     self._create(context, instance, image_meta, specs,
                                  allocations, [keys, ports, disks], files,
                                  power_on)
-        except (errors.LXDError, gpu_assignment.GPUAssignmentError,
-                network.VIFError) as e:
-            # LXD's own words reach the user's fault; no reschedule, which
-            # would replace them with "Exceeded maximum number of retries".
+        except gpu_assignment.GPUAssignmentError as e:
+            LOG.error('No GPUs for the container: %s', e, instance=instance)
+            raise exception.BuildAbortException(
+                instance_uuid=instance.uuid, reason=e.tenant_message)
+        except (errors.LXDError, network.VIFError) as e:
+            # LXD's own words reach the user's fault (without host paths:
+            # errors.LXDError); no reschedule, which would replace them
+            # with "Exceeded maximum number of retries".
             raise exception.BuildAbortException(
                 instance_uuid=instance.uuid, reason=str(e))
 
     def _create(self, context, instance, image_meta, specs, allocations,
                 parts, files, power_on):
         fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
+            context, image_meta, self._member_arch(instance.node),
+            instance.flavor.root_gb)
         try:
             # Cards are picked and taken (created) under the member's lock.
             with self.gpus.claimed(instance, specs, allocations) as gpus:
                 self.lxd.create_instance(container.instance_body(
                     instance, instance.flavor, specs, fingerprint,
                     CONF.lxd.storage_pool, parts + [gpus],
-                    allow_privileged=CONF.lxd.allow_privileged,
-                    allow_nesting=CONF.lxd.allow_nesting), instance.node)
+                    container.gates(CONF.lxd)), instance.node)
             for found, mode in files:
                 if found:
                     self.lxd.push_files(instance.name, found, mode=mode)
@@ -297,6 +310,26 @@ class LXDDriver(driver.ComputeDriver):
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 
+    def _start(self, instance):
+        """Start the container, unless the gates refuse it."""
+        self._refuse_start(instance)
+        self._change_state(instance, 'start')
+
+    def _refuse_start(self, instance):
+        """InstancePowerOnFailure if the gates refuse the container.
+
+        The operator may no longer allow what it is (privileged, nested,
+        NVIDIA's hook).
+        """
+        try:
+            found = self.lxd.instance(instance.name)
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        problem = container.start_problem(found, instance.project_id,
+                                          container.gates(CONF.lxd))
+        if problem:
+            raise exception.InstancePowerOnFailure(reason=problem)
+
     def _running(self, instance):
         return self.get_info(instance).state == power_state.RUNNING
 
@@ -305,14 +338,17 @@ class LXDDriver(driver.ComputeDriver):
                accel_info=None, share_info=None):
         # A stop and a start, not LXD's restart: the console log that the
         # stopped container leaves is read before the start empties it.
+        # A container the gates now refuse is refused before it stops.
         if not self._running(instance):
             self.vifs.plug(instance, network_info)
-        elif reboot_type == 'SOFT':
-            self._change_state(instance, 'stop',
-                               timeout=CONF.reboot_timeout or None)
         else:
-            self._change_state(instance, 'stop', force=True)
-        self._change_state(instance, 'start')
+            self._refuse_start(instance)
+            if reboot_type == 'SOFT':
+                self._change_state(instance, 'stop',
+                                   timeout=CONF.reboot_timeout or None)
+            else:
+                self._change_state(instance, 'stop', force=True)
+        self._start(instance)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         self.serial.stop(instance)
@@ -332,7 +368,7 @@ class LXDDriver(driver.ComputeDriver):
         if not self._running(instance):
             # After a member reboot the host ends are gone: plug again.
             self.vifs.plug(instance, network_info)
-            self._change_state(instance, 'start')
+            self._start(instance)
 
     def pause(self, instance):
         self._change_state(instance, 'freeze')
@@ -354,26 +390,37 @@ class LXDDriver(driver.ComputeDriver):
         """Stop the server; boot the rescue image with its root mounted.
 
         The original root is at /mnt/original-root in the rescue
-        container; the original container is left as it was.
+        container (nova_lxd.rescue); the original container is left as it
+        was. A rescue that fails or is refused removes what it made and
+        starts the original again.
         """
-        root = container.rescue_root(instance, self.lxd.pool(instance.node))
         self.power_off(instance, CONF.shutdown_timeout)
-        fingerprint = self.images.ensure(
-            context, image_meta, self._member_arch(instance.node))
         try:
-            self.lxd.create_instance(container.rescue_body(
-                instance, instance.flavor, fingerprint,
-                CONF.lxd.storage_pool, root), instance.node)
+            found = self.lxd.instance(instance.name)
+            pool = self.lxd.pool(instance.node,
+                                 found['devices']['root']['pool'])
+            root = rescue.root_path(instance, found, pool, CONF.lxd.project)
+            fingerprint = self.images.ensure(
+                context, image_meta, self._member_arch(instance.node),
+                instance.flavor.root_gb)
+            self.lxd.create_instance(rescue.body(
+                instance, instance.flavor, found, fingerprint, pool['name'],
+                root, container.gates(CONF.lxd)), instance.node)
             self.lxd.change_state(constants.rescue_name(instance.name),
                                   'start')
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
-                self._change_state(instance, 'start')
+                try:
+                    self._start(instance)
+                except Exception:
+                    LOG.exception('The server could not be started again '
+                                  'after its rescue failed',
+                                  instance=instance)
 
     def unrescue(self, context, instance):
         self._delete_rescue(instance)
-        self._change_state(instance, 'start')
+        self._start(instance)
 
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):
@@ -406,6 +453,19 @@ class LXDDriver(driver.ComputeDriver):
                 .remove_unused_original_minimum_age_seconds)
 
     # -- volumes ---------------------------------------------------------
+
+    # The names of a server's disks are the driver's (storage): never the
+    # request's or the image's, which LXC would follow on the host.
+
+    def default_root_device_name(self, instance, image_meta, root_bdm):
+        return storage.ROOT_DEVICE_NAME
+
+    def default_device_names_for_instance(self, instance, root_device_name,
+                                          *block_device_lists):
+        storage.name_devices(instance, itertools.chain(*block_device_lists))
+
+    def get_device_name_for_instance(self, instance, bdms, block_device_obj):
+        return storage.device_name_for(instance, bdms, block_device_obj)
 
     def get_volume_connector(self, instance):
         return storage.connector_properties()

@@ -73,32 +73,54 @@ VALIDATORS = [
         'Run the container privileged: root in the container is root on '
         'the host, so a break-out owns the host. Only for trusted images '
         'and users. Honoured only when the operator also sets '
-        '[lxd] allow_privileged = True on the compute service; the default '
-        'is an unprivileged container. Only supported by the LXD virt '
-        'driver.'),
+        '[lxd] allow_privileged = True on the compute service (and, when '
+        '[lxd] privileged_projects is set, only for those projects); the '
+        'default is an unprivileged container. Only supported by the LXD '
+        'virt driver.'),
     _bool(
         'nesting',
         'Allow containers (LXD, Docker, ...) inside the container (LXD '
         'security.nesting). This loosens the confinement of the container. '
         'Honoured only when the operator also sets '
-        '[lxd] allow_nesting = True on the compute service. Only supported '
-        'by the LXD virt driver.'),
+        '[lxd] allow_nesting = True on the compute service (and, when '
+        '[lxd] nesting_projects is set, only for those projects). Only '
+        'supported by the LXD virt driver.'),
     _bool(
         'isolated_idmap',
         'Give the container its own range of host uids and gids (LXD '
         'security.idmap.isolated) instead of the range all containers '
         'share, so that a process escaping one container cannot touch the '
         'files or processes of another. Each such container uses 65536 of '
-        'the host\'s subordinate ids. Only supported by the LXD virt '
-        'driver.'),
+        'the host\'s subordinate ids. Every container gets one anyway '
+        'while the operator keeps [lxd] isolated_idmap = True (the '
+        'default). Only supported by the LXD virt driver.'),
+    _Validator(
+        name=f'{NAMESPACE}:max_processes',
+        description=(
+            'The most processes and threads the container may run at once '
+            '(LXD limits.processes), so that a fork bomb stops at its '
+            'container. Unset: the operator\'s [lxd] max_processes. Only '
+            'supported by the LXD virt driver.'),
+        value={'type': int, 'min': 1,
+               'description': 'A number of processes.'},
+        expected='expected a whole number of processes, 1 or more',
+    ),
+    _bool(
+        'memory_swap',
+        'Let the container\'s memory be swapped out to the host\'s swap '
+        '(LXD limits.memory.swap). Off when unset: a container\'s memory '
+        'stays in RAM and does not use the swap the host\'s other '
+        'containers share. Only supported by the LXD virt driver.'),
     _bool(
         'nvidia_runtime',
         'Inject the host\'s NVIDIA user-space driver libraries and tools '
         '(libcuda, nvidia-smi, ...) into the container, so that the image '
         'needs no NVIDIA driver of its own and always matches the host '
         'kernel module (LXD nvidia.runtime, or CDI where the LXD server '
-        'supports it). Only useful with an NVIDIA GPU passed to the '
-        'container. Only supported by the LXD virt driver.'),
+        'supports it). NVIDIA\'s hook then runs as root of the host over '
+        'the container\'s files: honoured only when the operator also sets '
+        '[lxd] allow_nvidia_runtime = True. Only useful with an NVIDIA GPU '
+        'passed to the container. Only supported by the LXD virt driver.'),
     _Validator(
         name=f'{NAMESPACE}:nvidia_driver_capabilities',
         description=(
@@ -156,6 +178,8 @@ class LXDSpecs:
     privileged: bool = False
     nesting: bool = False
     isolated_idmap: bool = False
+    max_processes: int | None = None
+    memory_swap: bool = False
     nvidia_runtime: bool = False
     nvidia_driver_capabilities: str | None = None
     nvidia_require_cuda: str | None = None
@@ -197,6 +221,8 @@ def lxd_specs(extra_specs: Mapping[str, Any] | None) -> LXDSpecs:
         validator.validate(name, value)
         if validator.value['type'] == bool:
             fields[key] = strutils.bool_from_string(value, strict=True)
+        elif validator.value['type'] == int:
+            fields[key] = int(value)
         elif key == 'nvidia_require_cuda':
             fields[key] = _cuda_requirement(value)
         else:

@@ -7,6 +7,7 @@ old flavor the same way. Moving a container to another member is refused
 (with the instance rolled back) until LXD's cluster move is wired in.
 """
 
+import nova.conf
 from nova import exception
 from nova import objects
 from nova.scheduler.client import report
@@ -15,6 +16,8 @@ from nova_lxd import container
 from nova_lxd import extra_specs
 from nova_lxd.gpu import devices as gpu_devices
 from nova_lxd import storage
+
+CONF = nova.conf.CONF
 
 
 class Migrations(object):
@@ -40,7 +43,9 @@ class Migrations(object):
             context, instance.migration_context.migration_id, instance.uuid)
         try:
             storage.check_resize(instance.flavor, flavor)
-        except exception.InvalidInput as e:
+            container.check(flavor, extra_specs.lxd_specs(flavor.extra_specs),
+                            instance.project_id, container.gates(CONF.lxd))
+        except (exception.InvalidInput, exception.ValidationError) as e:
             raise exception.InstanceFaultRollback(
                 inner_exception=exception.ResizeError(reason=str(e)))
         if migration.dest_node != migration.source_node:
@@ -59,16 +64,22 @@ class Migrations(object):
         """
         found = self.lxd.instance(instance.name)
         holding = container.holds_gpus(found)
+        # The security keys too (within what the operator allows now).
+        gates = container.gates(CONF.lxd)
+        patch = container.resize_patch(found, flavor, gates)
         if holding or gpu_devices.wanted(allocations):
             specs = extra_specs.lxd_specs(flavor.extra_specs)
             with self.gpus.claimed(instance, specs, allocations,
                                    holding) as gpus:
-                self.lxd.replace_instance(
-                    instance.name, container.resized(found, flavor, gpus))
+                self.lxd.replace_instance(instance.name, container.resized(
+                    found, flavor, gpus, gates))
             self.gpus.remove_unused_profiles()
         else:
-            self.lxd.update_instance(instance.name,
-                                     container.resize_patch(found, flavor))
+            self.lxd.update_instance(instance.name, patch)
+        if (found.get('status') == 'Running' and
+                container.needs_restart(found, patch['config'])):
+            # A container stays privileged (nested) until it starts again.
+            self.lxd.change_state(instance.name, 'restart', force=True)
         self.disks.apply_flavor(instance, flavor)
 
     def revert(self, context, instance):

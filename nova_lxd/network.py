@@ -114,17 +114,22 @@ def free_interface(devices):
     return INTERFACE_NAME % n
 
 
+def interface_names(network_info):
+    """{port id: interface name in the container}: eth0, eth1... in order."""
+    return {vif['id']: INTERFACE_NAME % n
+            for n, vif in enumerate(network_info or ())}
+
+
 def nic_devices(network_info, extra_specs):
-    """{LXD device name: nic} for all ports, eth0, eth1... in order.
+    """{LXD device name: nic} for all ports, named by interface_names.
 
     Raises VIFError for a port a container cannot take, before anything
     is plugged or created.
     """
-    devices = {}
-    for vif in network_info or ():
-        devices[device_name(vif)] = nic_device(
-            vif, osvif_vif(vif), free_interface(devices), extra_specs)
-    return devices
+    names = interface_names(network_info)
+    return {device_name(vif): nic_device(vif, osvif_vif(vif),
+                                         names[vif['id']], extra_specs)
+            for vif in network_info or ()}
 
 
 def plugged_events(network_info):

@@ -9,9 +9,10 @@ quotas).
 
 A Cinder volume is connected on the member by os-brick, as Nova's libvirt
 driver does, and the block device it gives is passed into the container
-as an LXD ``unix-block`` device at the path Nova reports (``/dev/vdb``):
-the tenant gets the block device itself and formats and mounts it as on
-any Nova host. os-brick connects on the host nova-compute runs on, so
+as an LXD ``unix-block`` device at a path the driver chooses (``/dev/vdb``,
+``/dev/vdc``..., never a name the request or the image asked for: LXC
+follows ``..`` in that path on the host): the tenant gets the block device
+itself and formats and mounts it as on any Nova host. os-brick connects on the host nova-compute runs on, so
 volumes need nova-compute on the member itself (the default
 one-service-per-member layout, over the member's local socket).
 
@@ -21,7 +22,10 @@ size cannot be given to one.
 """
 
 import contextlib
+import re
 
+from nova import block_device
+from nova.compute import utils as compute_utils
 import nova.conf
 from nova import exception
 from nova import utils
@@ -40,6 +44,13 @@ LOG = logging.getLogger(__name__)
 
 EPHEMERAL_PATH = '/mnt'
 
+# The names the driver gives a server's disks: the root is vda (no device
+# in the container: its root filesystem), then vdb, vdc... Only these
+# (and the plain names of earlier releases) become paths in a container.
+ROOT_DEVICE_NAME = '/dev/vda'
+_DEVICE_PREFIX = 'vd'
+_SAFE_DEVICE_PATH = re.compile(r'^/dev/[a-z]{1,8}[0-9]{0,3}$')
+
 
 def ephemeral_volume_name(instance):
     """The LXD custom volume of an instance's ephemeral disk."""
@@ -48,6 +59,23 @@ def ephemeral_volume_name(instance):
 
 def _refuse(reason):
     return exception.InvalidInput(reason=reason)
+
+
+def check_pool(name, pool_driver, allow_dir_pool):
+    """Refuse, at start, a pool that enforces no sizes unless allowed.
+
+    Placement is told every server's DISK_GB; on a dir pool (sizes only
+    with project quotas, which LXD does not report) nothing holds a
+    server to it.
+    """
+    if pool_driver == 'dir' and not allow_dir_pool:
+        raise errors.bad_config(
+            'LXD storage pool "%s" ([lxd] storage_pool) is a dir pool, which '
+            'enforces root and ephemeral disk sizes only on a filesystem '
+            'with project quotas (LXD does not say whether it has them): a '
+            'server could fill its member\'s disk. Use a btrfs, zfs, lvm or '
+            'ceph pool, or accept this one with [lxd] allow_dir_pool = True.'
+            % name)
 
 
 def check_disks(instance, block_device_info):
@@ -70,6 +98,7 @@ def check_disks(instance, block_device_info):
             'flavor %s asks for %d MiB of swap, which an LXD container '
             'cannot get: containers share their member\'s swap. Use a '
             'flavor with swap 0' % (instance.flavor.name, swap_mb))
+    check_volumes(driver.block_device_info_get_mapping(block_device_info))
     ephemerals = driver.block_device_info_get_ephemerals(block_device_info)
     if len(ephemerals) > 1:
         raise _refuse(
@@ -93,6 +122,99 @@ def check_resize(old, new):
                       'resize to a flavor with ephemeral disk %d GiB or '
                       'more' % (old.ephemeral_gb, new.ephemeral_gb,
                                 old.ephemeral_gb))
+
+
+def _next_name(taken):
+    """The first /dev/vdX (after vda) not in ``taken``."""
+    index = 1
+    while True:
+        name = '/dev/' + block_device.generate_device_name(_DEVICE_PREFIX,
+                                                           index)
+        if name not in taken:
+            return name
+        index += 1
+
+
+def _ignored(instance, bdm, name):
+    if bdm.device_name and bdm.device_name != name:
+        LOG.info('Device name %s asked for, %s given: the LXD driver '
+                 'chooses the names', bdm.device_name, name,
+                 instance=instance)
+
+
+def name_devices(instance, bdms):
+    """Give a booting server's block devices the driver's names.
+
+    The root (boot index 0) is /dev/vda, the others /dev/vdb, /dev/vdc...
+    in their order, whatever the request or the image's
+    ``block_device_mapping`` asked for. Saved, as Nova does.
+    """
+    bdms = list(bdms)
+    compute_utils.check_max_disk_devices_to_attach(len(bdms))
+    taken = {ROOT_DEVICE_NAME}
+    for bdm in bdms:
+        if bdm.boot_index == 0:
+            name = ROOT_DEVICE_NAME
+            instance.root_device_name = name
+        else:
+            name = _next_name(taken)
+            taken.add(name)
+        _ignored(instance, bdm, name)
+        if bdm.device_name != name:
+            bdm.device_name = name
+            bdm.save()
+
+
+def device_name_for(instance, bdms, new_bdm):
+    """The name of a volume to attach: the first free /dev/vdX.
+
+    What the attach request asked for is not used.
+    """
+    taken = {ROOT_DEVICE_NAME} | {
+        bdm.device_name for bdm in bdms
+        if bdm.device_name and bdm.volume_id != new_bdm.volume_id}
+    compute_utils.check_max_disk_devices_to_attach(len(taken) + 1)
+    name = _next_name(taken)
+    _ignored(instance, new_bdm, name)
+    return name
+
+
+def encrypted(connection_info):
+    """Whether Cinder says a volume is encrypted (LUKS, Nova's keys)."""
+    return bool((connection_info.get('data') or {}).get('encrypted'))
+
+
+def _refuse_encrypted(connection_info):
+    # Passed as it is, the tenant would get ciphertext it can reformat.
+    raise _refuse('volume %s is encrypted, which the LXD driver cannot '
+                  'open for a container: use an unencrypted volume type'
+                  % volume_id(connection_info))
+
+
+def check_volumes(volumes):
+    """Refuse, before any is connected, volumes a container cannot get.
+
+    ``volumes``: block_device_info's mapping. Encrypted volumes, and
+    device names the driver would not give (check_device_path).
+    """
+    for bdm in volumes:
+        if encrypted(bdm['connection_info']):
+            _refuse_encrypted(bdm['connection_info'])
+        check_device_path(bdm['mount_device'])
+
+
+def check_device_path(path):
+    """Refuse a path in the container the driver would not have chosen.
+
+    Names of earlier releases (a request's, Nova's /dev/sdb...) pass if
+    they are a plain device name; anything with another folder or ``..``
+    never reaches LXD, which would follow it on the host.
+    """
+    if not _SAFE_DEVICE_PATH.match(path or ''):
+        raise _refuse('volume device name %r is no plain /dev/<name>; the '
+                      'LXD driver does not pass it to LXD. Detach the '
+                      'volume and attach it again for a name the driver '
+                      'chooses' % path)
 
 
 def ephemeral_volume(instance, size_gb):
@@ -126,8 +248,9 @@ def volume_device(path, mountpoint):
     """The unix-block device passing a connected volume into a container.
 
     Root in the container owns it (mode 0660), as a disk of a VM is the
-    guest's.
+    guest's. ``mountpoint`` passes check_device_path.
     """
+    check_device_path(mountpoint)
     return {'type': 'unix-block', 'source': path, 'path': mountpoint,
             'uid': '0', 'gid': '0', 'mode': '0660'}
 
@@ -299,17 +422,26 @@ class Disks(object):
         if not volumes:
             return
         check_local(instance, self.local_member())
-        self.lxd.update_instance(instance.name, {'devices': {
-            volume_device_name(bdm['connection_info']): volume_device(
-                connect(bdm['connection_info']), bdm['mount_device'])
-            for bdm in volumes}})
+        check_volumes(volumes)
+        connected, devices = [], {}
+        try:
+            for bdm in volumes:
+                info = bdm['connection_info']
+                path = connect(info)
+                connected.append(info)
+                devices[volume_device_name(info)] = volume_device(
+                    path, bdm['mount_device'])
+            self.lxd.update_instance(instance.name, {'devices': devices})
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._remove(instance, connected)
 
     def attach(self, instance, connection_info, mountpoint, encryption):
         """Connect a volume and pass it into the (running) container."""
         check_local(instance, self.local_member())
-        if encryption:
-            raise _refuse('encrypted volumes are not supported by the LXD '
-                          'driver')
+        if encryption or encrypted(connection_info):
+            _refuse_encrypted(connection_info)
+        check_device_path(mountpoint)
         path = connect(connection_info)
         try:
             self.lxd.update_instance(instance.name, {'devices': {

@@ -25,7 +25,8 @@ def write_self_signed(folder, name):
     key_path = os.path.join(folder, name + '.key')
     with open(cert_path, 'wb') as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, 'wb') as f:
+    with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                      0o600), 'wb') as f:
         f.write(key.private_bytes(serialization.Encoding.PEM,
                                   serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))

@@ -280,7 +280,9 @@ def nova_conf(cloud):
                          metadata_proxy_shared_secret=cloud.secret),
         'service_user': _auth(cloud, 'nova', send_service_user_token='true'),
         'glance': {'region_name': cloud.region},
-        'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool},
+        # The test bed's pool is dir (no enforced disk sizes): accepted.
+        'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool,
+                'allow_dir_pool': 'true'},
     })
 
 

@@ -203,9 +203,11 @@ def assign_view(member, cards, config, specs, asks):
             devices = assignment.assign(
                 cards, allocations, providers, empty, member, 'probe',
                 config, assignment.shapes(extensions, runtime))
+            # As with [lxd] allow_nvidia_runtime = True.
             config_keys = assignment.nvidia_config(
                 _specs(runtime), extensions,
-                mig=any(d.get('gputype') == 'mig' for d in devices))
+                mig=any(d.get('gputype') == 'mig' for d in devices),
+                allow_runtime=True)
         except assignment.GPUAssignmentError as e:
             view[label] = {'error': str(e)}
             continue

@@ -37,8 +37,11 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
         self.flags(state_path=self.useFixture(fixtures.TempDir()).path)
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.node.LOCAL_NODE_UUID', None))
+        # The test bed's default pool is dir: sizes are not enforced
+        # there, which nova-compute accepts only when told.
         self.flags(storage_pool=self.bed.quota_pool if self.quota_pool
-                   else self.bed.pool, group='lxd')
+                   else self.bed.pool, allow_dir_pool=not self.quota_pool,
+                   group='lxd')
         # Whatever a test leaves (a failed assertion skips its deletes),
         # Nova's containers, their volumes and imported images go with it.
         self.addCleanup(self.bed.remove_nova_volumes)

@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 import time
 
+from oslo_utils import timeutils
 from oslo_utils import units
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
@@ -55,6 +56,23 @@ class Testbed(object):
         return os.path.join(_require('NOVA_LXD_TESTBED_DIR'), 'image',
                             self.image + '.tar.gz')
 
+    def debian_image(self, form='unified'):
+        """The test bed's Debian 12 image (tools/build-debian-image).
+
+        ``form``: 'unified' (metadata.yaml + rootfs/, the same bytes as
+        the test bed's own image ``nova-lxd-debian-12``, so the driver
+        finds it in LXD) or 'rootfs' (a root file system tarball).
+        """
+        name = {'unified': 'LXD_TESTBED_DEBIAN_TARBALL',
+                'rootfs': 'LXD_TESTBED_DEBIAN_ROOTFS'}[form]
+        if not os.environ.get(name):
+            raise testtools.TestCase.failureException(
+                '%s is not set: the test bed has no Debian image. Run '
+                '"tools/lxd-testbed up && eval $(tools/lxd-testbed env)" as '
+                'root (without NOVA_LXD_TESTBED_DEBIAN=0), or '
+                'tools/run-tests.' % name)
+        return os.environ[name]
+
     def marked_image(self, marker):
         """The busybox unified tarball plus /etc/nova-lxd-marker.
 
@@ -91,12 +109,14 @@ class Testbed(object):
     def remove_imported_images(self):
         """Delete the LXD images the driver imported from Glance.
 
-        And its aliases on images it found already there (de-duplicated).
+        And its aliases on images it found already there (de-duplicated),
+        and what snapshots published.
         """
         api = self.client().api
         for image in api.images.get(params={'recursion': 1}).json()[
                 'metadata']:
-            if image_format.ours(image):
+            if image_format.ours(image) or image_format.snapshot_orphan(
+                    image, timeutils.utcnow(with_timezone=True), 0):
                 api.images[image['fingerprint']].delete()
                 continue
             for alias in image.get('aliases') or ():
@@ -171,10 +191,14 @@ class Testbed(object):
 
     def exec(self, container, *command):
         """Run a command in a container: (exit status, stdout, stderr)."""
+        return self.exec_in('default', container, *command)
+
+    def exec_in(self, project, container, *command):
+        """``exec`` in a container of an LXD project."""
         env = dict(os.environ, LXD_DIR=self.lxd_dirs[self.members[0]],
                    LXD_CONF=os.path.join(_require('NOVA_LXD_TESTBED_DIR'),
                                          'lxc-client'))
-        done = subprocess.run(['lxc', 'exec', container, '--'] +
-                              list(command), env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(['lxc', 'exec', '--project', project,
+                               container, '--'] + list(command), env=env,
+                              capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout, done.stderr

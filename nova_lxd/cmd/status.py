@@ -122,8 +122,12 @@ def skew_result(offsets):
                   'headers, 1 s resolution): %s.' % text)
 
 
-def pool_result(name, by_member):
-    """Result for {member: LXD's pool record (driver, status)}."""
+def pool_result(name, by_member, allow_dir_pool=False):
+    """Result for {member: LXD's pool record (driver, status)}.
+
+    A dir pool is a failure (nova-compute refuses it) unless
+    ``allow_dir_pool`` (``[lxd] allow_dir_pool``), then a warning.
+    """
     missing = sorted(m for m, p in by_member.items() if p is None)
     if missing:
         return Result(Code.FAILURE, 'Storage pool "%s" ([lxd] storage_pool) '
@@ -140,11 +144,16 @@ def pool_result(name, by_member):
     drivers = sorted({p['driver'] for p in by_member.values()})
     unsized = [d for d in drivers if d not in SIZED_POOLS]
     if unsized:
-        return Result(Code.WARNING, 'Storage pool "%s" is %s, which does '
+        refused = 'dir' in unsized and not allow_dir_pool
+        return Result(Code.FAILURE if refused else Code.WARNING,
+                      'Storage pool "%s" is %s, which does '
                       'not enforce root and ephemeral disk sizes (dir only '
                       'on a filesystem with project quotas): a container can '
                       'fill the pool. Use a btrfs, zfs, lvm or ceph pool for '
-                      'enforced sizes.' % (name, '/'.join(unsized)))
+                      'enforced sizes%s.' % (
+                          name, '/'.join(unsized),
+                          '; nova-compute refuses it unless [lxd] '
+                          'allow_dir_pool = True' if refused else ''))
     return Result(Code.SUCCESS, 'Storage pool "%s" (%s) on %s; sizes are '
                   'enforced.' % (name, '/'.join(drivers),
                                  ', '.join(sorted(by_member))))
@@ -312,7 +321,7 @@ class Checks(upgradecheck.UpgradeCommands):
             except errors.LXDError as e:
                 return Result(Code.FAILURE, 'Storage pool "%s" on %s: %s'
                               % (name, member, e))
-        return pool_result(name, found)
+        return pool_result(name, found, self.conf.lxd.allow_dir_pool)
 
     def _gpu_config(self):
         try:

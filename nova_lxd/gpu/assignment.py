@@ -62,7 +62,15 @@ _STANDALONE = ('', 'none', None)
 
 
 class GPUAssignmentError(Exception):
-    """The container cannot get its GPUs; the message says why."""
+    """The container cannot get its GPUs; the message says why.
+
+    ``tenant_message``: what the server's fault may say (its tenant reads
+    it); the whole message is for the operator's log.
+    """
+
+    @property
+    def tenant_message(self) -> str:
+        return str(self)
 
 
 class NotEnoughGPUs(GPUAssignmentError):
@@ -84,6 +92,14 @@ class NotEnoughGPUs(GPUAssignmentError):
             'outside Nova may hold cards of this model, or cards are '
             'unhealthy' % (member, asked, resource_class, model, provider,
                            free, held))
+
+    @property
+    def tenant_message(self) -> str:
+        # Other tenants' and the operator's containers stay unnamed.
+        return ('%d x %s of GPU model %s asked, %d free on the host: cards '
+                'Placement counted as free are held by other containers; '
+                'nova-compute\'s log names them' % (
+                    self.asked, self.resource_class, self.model, self.free))
 
 
 class UnsupportedByLXD(GPUAssignmentError):
@@ -592,7 +608,8 @@ def _pick(where: _Member, usage: _Usage, mine: Collection[str], model: str,
 
 def nvidia_config(specs: 'extra_specs.LXDSpecs',
                   api_extensions: Iterable[str],
-                  mig: bool = False) -> dict[str, str]:
+                  mig: bool = False,
+                  allow_runtime: bool = False) -> dict[str, str]:
     """``lxd:nvidia_*`` specs -> LXD instance config keys.
 
     Where the devices are CDI names (see ``shapes``) LXD injects the
@@ -601,12 +618,23 @@ def nvidia_config(specs: 'extra_specs.LXDSpecs',
     and ``nvidia_require_cuda`` is checked by ``cuda_problem`` instead.
     Elsewhere ``nvidia.runtime`` (and its ``nvidia.*`` companions) does
     it; a MIG slice needs it too where LXD has no MIG through CDI. What
-    the server cannot do is refused, never dropped.
+    the server cannot do is refused, never dropped. NVIDIA's hook runs as
+    root of the host: only with ``allow_runtime`` (``[lxd]
+    allow_nvidia_runtime``), never forced silently by a MIG slice.
     """
     extensions = frozenset(api_extensions)
     cdi = specs.nvidia_runtime and EXT_CDI in extensions
     runtime = ((specs.nvidia_runtime and not cdi) or
                (mig and EXT_MIG_CDI not in extensions))
+    if (specs.nvidia_runtime or runtime) and not allow_runtime:
+        # Short: Nova keeps 255 characters of a fault's message.
+        raise GPUAssignmentError(
+            '%s needs NVIDIA\'s hook (%s), run as host root; off here: '
+            '[lxd] allow_nvidia_runtime = False' % (
+                'a MIG slice on LXD without gpu_mig_cdi'
+                if mig and not specs.nvidia_runtime else
+                'lxd:nvidia_runtime',
+                'nvidia.runtime' if runtime else 'CDI'))
     if not runtime:
         return {}
     if EXT_NVIDIA_RUNTIME not in extensions:

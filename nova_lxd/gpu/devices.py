@@ -16,9 +16,11 @@ import contextlib
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
+import nova.conf
 from nova import context as nova_context
 from nova.scheduler.client import report
 
+from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import constants
 from nova_lxd import container
 from nova_lxd.gpu import assignment
@@ -26,6 +28,7 @@ from nova_lxd.gpu import discovery
 from nova_lxd.gpu import nvml
 from nova_lxd.gpu import providers
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 LOCK_PREFIX = 'nova-lxd-gpus-'
@@ -128,7 +131,8 @@ class GPUs(object):
             assignment.shapes(extensions, specs.nvidia_runtime))
         nvidia = assignment.nvidia_config(
             specs, extensions,
-            mig=any(d.get('gputype') == 'mig' for d in devices))
+            mig=any(d.get('gputype') == 'mig' for d in devices),
+            allow_runtime=CONF.lxd.allow_nvidia_runtime)
         profiles = ()
         if nvidia:
             profile = assignment.profile_body(nvidia)

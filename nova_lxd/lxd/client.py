@@ -24,6 +24,7 @@ import contextlib
 from email import utils as email_utils
 import os
 import socket
+import stat
 import time
 from urllib import parse
 
@@ -42,6 +43,11 @@ LOG = logging.getLogger(__name__)
 # "Instance is busy running a ... operation": retries, seconds apart.
 BUSY_RETRIES = 20
 BUSY_RETRY_SECONDS = 0.25
+BUSY = 'is busy running'
+# LXD's operation status codes: not finished yet (Created, Started,
+# Running, Cancelling, Pending).
+UNFINISHED = (100, 101, 103, 104, 105)
+CANCELLED = 401
 
 LOCAL_SOCKETS = ('/var/snap/lxd/common/lxd/unix.socket',
                  '/var/lib/lxd/unix.socket')
@@ -73,12 +79,18 @@ def _https_session(conf):
         if not os.path.exists(getattr(conf, opt)):
             raise errors.bad_config('[lxd] %s: no file %s.' % (
                 opt, getattr(conf, opt)))
+    check_key_mode(conf.client_key)
     if not conf.server_cert and not conf.insecure:
         raise errors.bad_config(
             'LXD endpoint %s is HTTPS but [lxd] server_cert is not set. Set '
             'it to the LXD server\'s certificate (cluster.crt of a cluster) '
             'so that the server is verified; [lxd] insecure = True skips '
             'verification.' % conf.endpoint)
+    if conf.insecure:
+        LOG.warning('[lxd] insecure = True: the certificate of LXD at %s is '
+                    'not verified; anyone on the path to it can impersonate '
+                    'it and see every request. Set [lxd] server_cert and '
+                    'insecure = False.', conf.endpoint)
     try:
         return tls.https_session(conf.client_cert, conf.client_key,
                                  conf.server_cert, conf.insecure)
@@ -95,6 +107,22 @@ def _disposition_filename(value):
         if sep and key.strip().lower() == 'filename':
             return name.strip().strip('"')
     return ''
+
+
+def check_key_mode(path):
+    """Refuse a private key that every user of this host can read.
+
+    The key is LXD's trust in nova-compute: whoever reads it controls
+    every container. Its group may read it (nova-compute's group), the
+    world may not.
+    """
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & stat.S_IRWXO:
+        raise errors.bad_config(
+            '[lxd] client_key %s can be read by every user of this host '
+            '(mode %04o): anyone could then control LXD as nova-compute. '
+            'Run: chmod 600 %s (or 640 with nova-compute\'s group).'
+            % (path, mode, path))
 
 
 def _connect_error(endpoint, conf, exc):
@@ -275,9 +303,12 @@ class LXD(object):
         pool = self._client.api.storage_pools[self.conf.storage_pool]
         return self._get(pool.resources, params=self._target(member))
 
-    def pool(self, member):
-        """``[lxd] storage_pool`` as seen on one member (driver, source)."""
-        pool = self._client.api.storage_pools[self.conf.storage_pool]
+    def pool(self, member, name=None):
+        """A pool (default: ``[lxd] storage_pool``) as seen on one member.
+
+        Its driver and, on that member, its ``source``.
+        """
+        pool = self._client.api.storage_pools[name or self.conf.storage_pool]
         return self._get(pool, params=self._target(member))
 
     def instances(self):
@@ -319,10 +350,13 @@ class LXD(object):
             return None
 
     def create_instance(self, body, member):
-        """Create on exactly ``member``: LXD's own placement is never used."""
+        """Create on exactly ``member``: LXD's own placement is never used.
+
+        Waits [lxd] create_timeout (it unpacks the image on the member).
+        """
         params = self._target(member)
         self._run('post', self._client.api.instances, json=body,
-                  params=params)
+                  params=params, wait=self.conf.create_timeout)
 
     def change_state(self, name, action, timeout=None, force=False):
         """start, stop, restart, freeze or unfreeze, and wait for it.
@@ -333,17 +367,8 @@ class LXD(object):
         body = {'action': action, 'force': force}
         if timeout:
             body['timeout'] = timeout
-        # LXD releases an instance's operation lock a moment after the
-        # operation that took it (an update, say) has answered: wait for it.
-        for attempt in range(BUSY_RETRIES, -1, -1):
-            try:
-                self._run('put', self._client.api.instances[name].state,
-                          json=body, wait=(timeout or 0) + self.conf.timeout)
-                return
-            except errors.LXDError as e:
-                if not attempt or 'is busy running' not in str(e):
-                    raise
-                time.sleep(BUSY_RETRY_SECONDS)
+        self._run('put', self._client.api.instances[name].state,
+                  json=body, wait=(timeout or 0) + self.conf.timeout)
 
     def update_instance(self, name, patch):
         """PATCH the instance's config or devices (applied live)."""
@@ -388,7 +413,8 @@ class LXD(object):
         """Delete a custom volume of ``member``; False if already gone."""
         try:
             self._run('delete', self._volumes(pool)[name],
-                      params=self._target(member))
+                      params=self._target(member),
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
@@ -416,7 +442,8 @@ class LXD(object):
     def delete_instance(self, name):
         """Delete; False when it was already gone."""
         try:
-            self._run('delete', self._client.api.instances[name])
+            self._run('delete', self._client.api.instances[name],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             return False
         return True
@@ -558,23 +585,42 @@ class LXD(object):
         ws.settimeout(None)
         return ws
 
-    def snapshot(self, name, snapshot):
+    def snapshot(self, name, snapshot, expires_at):
+        """An instance snapshot that LXD deletes itself at ``expires_at``.
+
+        ``expires_at``: an ISO 8601 date; what a pipeline that stopped
+        waiting for it leaves goes on its own. Waits [lxd] snapshot_timeout.
+        """
         self._run('post', self._client.api.instances[name].snapshots,
-                  json={'name': snapshot, 'stateful': False})
+                  json={'name': snapshot, 'stateful': False,
+                        'expires_at': expires_at},
+                  wait=self.conf.snapshot_timeout)
 
     def delete_snapshot(self, name, snapshot):
-        self._run('delete',
-                  self._client.api.instances[name].snapshots[snapshot])
+        """Delete an instance snapshot; False when already gone."""
+        try:
+            self._run('delete',
+                      self._client.api.instances[name].snapshots[snapshot],
+                      wait=self.conf.delete_timeout)
+        except errors.LXDNotFound:
+            return False
+        return True
 
-    def publish_snapshot(self, name, snapshot, properties):
+    def publish_snapshot(self, name, snapshot, properties, alias):
         """Publish an instance snapshot as a (private) LXD image.
 
         Returns its fingerprint. A container publishes as a unified
-        tarball, which this driver boots again.
+        tarball, which this driver boots again; uncompressed, as
+        nova_lxd.snapshot_image reads it (it compresses what goes to
+        Glance). The image is named by ``alias`` ({name, description})
+        from the start, so that one whose publish outlived [lxd]
+        snapshot_timeout is found and pruned.
         """
         source = {'type': 'snapshot', 'name': '%s/%s' % (name, snapshot)}
         result = self._run('post', self._client.api.images, json={
-            'source': source, 'properties': properties, 'public': False})
+            'source': source, 'properties': properties, 'public': False,
+            'aliases': [alias], 'compression_algorithm': 'none'},
+            wait=self.conf.snapshot_timeout)
         return result['fingerprint']
 
     def export_image(self, fingerprint):
@@ -585,7 +631,8 @@ class LXD(object):
     def delete_image(self, fingerprint):
         """Delete an image (and its aliases); gone already is fine."""
         try:
-            self._run('delete', self._client.api.images[fingerprint])
+            self._run('delete', self._client.api.images[fingerprint],
+                      wait=self.conf.delete_timeout)
         except errors.LXDNotFound:
             pass
 
@@ -600,12 +647,13 @@ class LXD(object):
         """All images of the project with their aliases: one request."""
         return self._get(self._client.api.images, params={'recursion': 1})
 
-    def upload_image(self, parts, timeout):
+    def upload_image(self, parts):
         """``POST /1.0/images``, streaming the files; LXD's fingerprint.
 
         ``parts``: ``[(None, path)]`` for a unified tarball, else ``[(form
-        name, path), ...]`` (metadata and rootfs of a split image).
-        ``timeout``: how long LXD may take to process the upload.
+        name, path), ...]`` (metadata and rootfs of a split image). LXD
+        may take [lxd] image_import_timeout to process it (hashing,
+        unpacking its metadata, copying it to other members).
         """
         with contextlib.ExitStack() as files:
             if parts[0][0] is None:
@@ -617,16 +665,15 @@ class LXD(object):
                             'application/octet-stream'))
                     for name, path in parts])
                 content_type = body.content_type
-            return self._run('post', self._client.api.images, wait=timeout,
-                             data=body,
+            return self._run('post', self._client.api.images,
+                             wait=self.conf.image_import_timeout, data=body,
                              headers={'Content-Type': content_type})[
                 'fingerprint']
 
-    def image_alias_target(self, alias):
-        """The fingerprint an image alias names; None without the alias."""
+    def image_alias(self, alias):
+        """An image alias (target, description...); None without it."""
         try:
-            return self._get(self._client.api.images.aliases[alias])[
-                'target']
+            return self._get(self._client.api.images.aliases[alias])
         except errors.LXDNotFound:
             return None
 
@@ -652,7 +699,22 @@ class LXD(object):
         return self._request('get', node, **kwargs).json()['metadata']
 
     def _run(self, method, node, wait=None, **kwargs):
-        """A request that may start a background operation: wait for it."""
+        """A request that may start a background operation: wait for it.
+
+        ``wait``: seconds for the operation (default [lxd] timeout). "The
+        instance is busy running an operation" is tried again: LXD holds
+        an instance's operation lock a moment after the operation that
+        took it has answered.
+        """
+        for attempt in range(BUSY_RETRIES, -1, -1):
+            try:
+                return self._run_once(method, node, wait, **kwargs)
+            except errors.LXDError as e:
+                if not attempt or BUSY not in str(e):
+                    raise
+                time.sleep(BUSY_RETRY_SECONDS)
+
+    def _run_once(self, method, node, wait, **kwargs):
         response = self._request(method, node, **kwargs)
         body = response.json()
         if body.get('type') != 'async':
@@ -660,12 +722,45 @@ class LXD(object):
         wait = wait or self.conf.timeout
         # '/1.0/operations/<id>?project=<p>': the id, without the query.
         operation = parse.urlparse(body['operation']).path.rsplit('/', 1)[-1]
-        result = self._get(self._client.api.operations[operation].wait,
-                           params={'timeout': wait}, timeout=wait + 10)
+        result = self._wait_operation(operation, wait)
+        if result.get('status_code') in UNFINISHED:
+            result = self._cancel(operation, result, wait)
         if result.get('status_code') != 200:
-            raise errors.LXDError(reason=result.get('err') or '%s after %ds'
-                                  % (result.get('status'), wait))
+            raise _logged(errors.LXDError(
+                reason=result.get('err') or '%s after %ds' % (
+                    result.get('status'), wait)))
         return result.get('metadata')
+
+    def _wait_operation(self, operation, wait):
+        """The operation once it ended, or as it is after ``wait`` s."""
+        return self._get(self._client.api.operations[operation].wait,
+                         params={'timeout': wait}, timeout=wait + 10)
+
+    def _cancel(self, operation, found, wait):
+        """An operation that outlived ``wait``: cancelled where LXD can.
+
+        LXD 5.0 cancels few operations (``may_cancel``); the others go on,
+        and what they make is named so that it is found later. Returns the
+        operation when it ended meanwhile; raises LXDTimeout otherwise.
+        """
+        what = found.get('description') or 'operation'
+        if found.get('may_cancel'):
+            try:
+                self._request('delete',
+                              self._client.api.operations[operation])
+                found = self._wait_operation(operation, self.conf.timeout)
+            except errors.LXDError as e:
+                LOG.warning('Could not cancel LXD operation %s (%s): %s',
+                            operation, what, e)
+        if found.get('status_code') not in UNFINISHED + (CANCELLED,):
+            return found
+        ended = ('cancelled' if found.get('status_code') == CANCELLED else
+                 'LXD goes on with it')
+        LOG.warning('LXD operation %s (%s) did not finish within %ds: %s',
+                    operation, what, wait, ended)
+        raise errors.LXDTimeout(
+            reason='%s (operation %s) did not finish within %ds; %s' % (
+                what, operation, wait, ended))
 
     def _request(self, method, node, **kwargs):
         try:
@@ -675,10 +770,17 @@ class LXD(object):
         except pylxd_exc.Conflict as e:
             raise errors.LXDConflict(reason=errors.reason(e))
         except pylxd_exc.LXDAPIException as e:
-            raise errors.LXDError(reason=errors.reason(e))
+            raise _logged(errors.LXDError(reason=errors.reason(e)))
         except requests.RequestException as e:
-            raise errors.LXDError(
-                reason='cannot reach %s: %s' % (self.endpoint, e))
+            raise _logged(errors.LXDError(
+                reason='cannot reach %s: %s' % (self.endpoint, e)))
+
+
+def _logged(error):
+    """Log LXD's whole words where the tenant's message leaves paths out."""
+    if error.lxd_reason != errors.tenant_safe(error.lxd_reason):
+        LOG.warning('LXD: %s', error.lxd_reason)
+    return error
 
 
 # How a websocket ends: closed by LXD (WebSocketException), the network

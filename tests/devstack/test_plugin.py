@@ -301,6 +301,7 @@ class DebianStackTest(testtools.TestCase):
             'storage_pool': 'default',
             'allow_privileged': 'False',
             'allow_nesting': 'False',
+            'allow_dir_pool': 'True',
             'gpu_modes': '10de:1e04=shared:4',
         }, dict(cpu['lxd']))
         api = _ini(self.box.path('etc/nova/nova.conf'))

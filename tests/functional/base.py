@@ -8,6 +8,8 @@ flavor and a Glance image, and reads LXD's own state of a server.
 
 import uuid
 
+import fixtures
+
 from tools import services
 
 LXDServicesTestCase = services.LXDServicesTestCase
@@ -58,3 +60,17 @@ class ServersTestCase(LXDServicesTestCase):
         return self.lxd.api.instances[
             server['OS-EXT-SRV-ATTR:instance_name']].state.get().json()[
                 'metadata']
+
+    def glance_keeps_uploads(self):
+        """Nova's Glance fixture drops uploaded data; keep it."""
+        real_update = self.glance.update
+
+        def update(context, image_id, metadata, data=None,
+                   purge_props=False):
+            if data is not None:
+                self.glance._imagedata[image_id] = data.read()
+            return real_update(context, image_id, metadata,
+                               purge_props=purge_props)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.GlanceFixture.update',
+            lambda fixture, *a, **k: update(*a, **k)))

@@ -4,6 +4,9 @@ Each bad configuration stops the service with one InvalidConfiguration
 that names the problem and the option to fix.
 """
 
+import os
+import shutil
+
 import fixtures
 
 from nova import exception
@@ -20,7 +23,8 @@ class ConnectionTest(test.NoDBTestCase):
         super().setUp()
         self.bed = testbed.Testbed()
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.flags(storage_pool=self.bed.pool, members=['*'], group='lxd')
+        self.flags(storage_pool=self.bed.pool, allow_dir_pool=True,
+                   members=['*'], group='lxd')
         self.https()
 
     def https(self, **overrides):
@@ -92,6 +96,20 @@ class ConnectionTest(test.NoDBTestCase):
         self.assertRefused('[lxd] server_cert is not set',
                            '[lxd] insecure')
         self.flags(insecure=True, group='lxd')
+        log = self.useFixture(fixtures.FakeLogger())
+        self.assertEqual(self.bed.members,
+                         self.start().get_available_nodes())
+        # Said once, at start.
+        self.assertEqual(1, log.output.count('[lxd] insecure = True'))
+
+    def test_client_key_readable_by_others_is_refused(self):
+        key = os.path.join(self.tmp, 'client.key')
+        shutil.copy(self.bed.client_key, key)
+        os.chmod(key, 0o644)
+        self.https(client_key=key)
+        self.assertRefused('[lxd] client_key %s' % key, 'mode 0644',
+                           'chmod 600 %s' % key)
+        os.chmod(key, 0o600)
         self.assertEqual(self.bed.members,
                          self.start().get_available_nodes())
 
@@ -103,6 +121,16 @@ class ConnectionTest(test.NoDBTestCase):
     def test_unknown_project(self):
         self.flags(project='no-such-project', group='lxd')
         self.assertRefused('no-such-project', '[lxd] project')
+
+    def test_dir_pool_needs_the_operators_consent(self):
+        self.flags(allow_dir_pool=False, group='lxd')
+        self.assertRefused('LXD storage pool "%s" ([lxd] storage_pool) is '
+                           'a dir pool' % self.bed.pool,
+                           '[lxd] allow_dir_pool = True')
+        # A pool that enforces sizes needs no consent.
+        self.flags(storage_pool=self.bed.quota_pool, group='lxd')
+        self.assertEqual(self.bed.members,
+                         self.start().get_available_nodes())
 
     def test_unknown_storage_pool(self):
         self.flags(storage_pool='no-such-pool', group='lxd')

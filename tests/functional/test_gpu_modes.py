@@ -167,7 +167,19 @@ class GPUModesTest(base.LXDServicesTestCase):
         self.assertEqual(2, len(self.held.devices))
         self.release_and_check_nothing_left(uuids)
 
+    def test_mig_slice_needs_the_operators_nvidia_runtime_switch(self):
+        # LXD 5.0 starts a MIG slice only with NVIDIA's hook, which runs as
+        # root of the host: never switched on behind the operator's back.
+        (uuid,) = self.boot(self.flavor('gpu.mig', 'CUSTOM_MIG_1G_18GB'))
+        server = self._wait_for_state_change({'id': uuid}, 'ERROR')
+        self.assertIn('MIG slice on LXD without gpu_mig_cdi needs NVIDIA\'s '
+                      'hook (nvidia.runtime), run as host root; off here: '
+                      '[lxd] allow_nvidia_runtime = False',
+                      server['fault']['message'])
+        self.assertEqual(self.before, self.lxd_state())
+
     def test_mig_slices_serve_one_instance_each(self):
+        self.flags(allow_nvidia_runtime=True, group='lxd')
         flavor = self.flavor('gpu.mig', 'CUSTOM_MIG_1G_18GB')
         uuids = self.boot(flavor, count=3)
         devices = self.held.wait_for(3)

@@ -80,7 +80,12 @@ class GPUTest(base.LXDServicesTestCase):
                                      networks='none',
                                      expected_state='ERROR')
         message = server['fault']['message']
-        self.assertIn('held by: operator-gpu (0000:03:00.0)', message)
+        self.assertIn('1 x PGPU of GPU model 10de:1e04 asked, 0 free',
+                      message)
+        # The holder is named to the operator (the log), not the tenant.
+        self.assertNotIn('operator-gpu', message)
+        self.assertIn('held by: operator-gpu (0000:03:00.0)',
+                      self.stdlog.logger.output)
         self.assertEqual({'operator-gpu'},
                          {i.name for i in self.lxd.instances.all()})
 
@@ -129,7 +134,9 @@ class GPUTest(base.LXDServicesTestCase):
                                      networks='none',
                                      expected_state='ERROR')
         self.assertIn('held by: %s/notebook (0000:03:00.0)' % project,
-                      server['fault']['message'])
+                      self.stdlog.logger.output)
+        for name in (project, 'notebook'):
+            self.assertNotIn(name, server['fault']['message'])
 
     def test_boot_names_the_allocated_card_and_leaves_nothing(self):
         written = []

@@ -25,11 +25,13 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception
 from nova import test
+from oslo_serialization import jsonutils
 
 from nova_lxd import image_format
 from nova_lxd import imagecache
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
+from tests.functional import base
 from tools import testbed
 
 CONF = nova.conf.CONF
@@ -89,13 +91,15 @@ class ImageCacheTest(test.NoDBTestCase):
                    storage_pool=self.bed.pool, project=self.project,
                    group='lxd')
         self.lxd = client.LXD(CONF.lxd)
-        self.cache = imagecache.ImageCache(self.lxd, tmp_dir=self.spool)
+        self.cache = imagecache.ImageCache(self.lxd, download_dir=self.spool)
         self.context = nova_context.get_admin_context()
         self.files = {}         # Glance image id -> local file
         self.downloads = []
         self.download_delay = 0
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.download', self._fake_download))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.get', self._fake_get))
         self.uploads = []
         self.lxd.session.hooks['response'].append(self._record_upload)
 
@@ -123,6 +127,13 @@ class ImageCacheTest(test.NoDBTestCase):
         self.downloads.append(image_id)
         time.sleep(self.download_delay)
         shutil.copyfile(self.files[image_id], dest_path)
+
+    def _fake_get(self, api, context, image_id):
+        path = self.files[image_id]
+        with open(path, 'rb') as f:
+            digest = hashlib.sha512(f.read()).hexdigest()
+        return {'id': image_id, 'size': os.path.getsize(path),
+                'os_hash_algo': 'sha512', 'os_hash_value': digest}
 
     def _record_upload(self, response, *args, **kwargs):
         request = response.request
@@ -351,3 +362,101 @@ class ImageCacheTest(test.NoDBTestCase):
                 shared.fingerprint).aliases])
         # The cache that ensured them keeps them for the age as well.
         self.assertEqual([], self.cache.prune([], 3600))
+
+
+class DownloadsTest(base.ServersTestCase):
+    """Where Glance images land on the way to LXD, through Nova's API."""
+
+    def setUp(self):
+        super().setUp()
+        self.folders = []
+        real = self.glance.download
+
+        def download(context, image_id, data=None, dst_path=None,
+                     trusted_certs=None):
+            self.folders.append(os.path.dirname(dst_path))
+            return real(context, image_id, data=data, dst_path=dst_path)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.GlanceFixture.download',
+            lambda fixture, *a, **k: download(*a, **k)))
+        self.downloads = os.path.join(CONF.state_path, 'lxd-images')
+
+    def test_downloads_under_state_path_and_gone_after(self):
+        self.boot()
+        (folder,) = self.folders
+        self.assertEqual(self.downloads, os.path.dirname(folder))
+        self.assertEqual([], os.listdir(self.downloads))
+
+    def test_no_download_without_room(self):
+        # Glance says the image is 1 GiB more than the folder has free
+        # (the flavor's disk holds it: Nova's API checks that).
+        found = os.statvfs(CONF.state_path)
+        size = found.f_bavail * found.f_frsize + (1 << 30)
+        self.glance.images[self.image_id]['size'] = size
+        flavor = self._create_flavor(name='large', vcpu=1, memory_mb=256,
+                                     disk=(size >> 30) + 2, ephemeral=0)
+        images = self.bed.image_fingerprints()
+        server = self.boot(flavor_id=flavor, expected_state='ERROR')
+        self.assertEqual([], self.folders)
+        self.assertEqual([], os.listdir(self.downloads))
+        # No member had room: tried on each, then refused. The operator
+        # reads why in nova-compute's log.
+        self.assertIn('Exceeded maximum number of retries',
+                      server['fault']['message'])
+        self.assertEqual(2, self.stdlog.logger.output.count(
+            '(%d bytes) not downloaded' % size))
+        self.assertEqual(images, self.bed.image_fingerprints())
+
+    def test_stale_downloads_removed_when_nova_compute_starts(self):
+        stale = os.path.join(self.downloads, 'nova-lxd-image-x1y2z3')
+        os.makedirs(stale)
+        with open(os.path.join(stale, 'image'), 'wb') as f:
+            f.write(b'half an image')
+        member = self.bed.members[-1]
+        self.computes[member] = self.restart_compute_service(
+            self.computes[member])
+        self.assertEqual([], os.listdir(self.downloads))
+
+
+class ReusedGlanceIdTest(base.ServersTestCase):
+    """A Glance id that names other bytes now boots those (OSSN-0075)."""
+
+    def glance_image(self, image_id, marker):
+        data = self.bed.marked_image(marker).read()
+        self.glance.create(None, {
+            'id': image_id, 'name': 'busybox', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare',
+            'size': len(data), 'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(data).hexdigest()},
+            data=io.BytesIO(data))
+
+    def marker(self, server):
+        return self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).files.get(
+                '/etc/nova-lxd-marker')
+
+    def test_reused_id_boots_its_new_bytes(self):
+        image_id = str(uuid.uuid4())
+        self.glance_image(image_id, 'first tenant')
+        first = self._create_server(image_uuid=image_id,
+                                    flavor_id=self.flavor_id,
+                                    networks='none')
+        self.assertEqual(b'first tenant', self.marker(first))
+        old = self.lxd.images.get_by_alias(
+            image_format.alias(image_id)).fingerprint
+
+        # Deleted, and made again under the same id with other bytes.
+        self.glance.delete(None, image_id)
+        self.glance_image(image_id, 'second tenant')
+        second = self._create_server(image_uuid=image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks='none')
+        self.assertEqual(b'second tenant', self.marker(second))
+        new = self.lxd.images.get_by_alias(image_format.alias(image_id))
+        self.assertNotEqual(old, new.fingerprint)
+        self.assertEqual(
+            'sha512:' + self.glance.images[image_id]['os_hash_value'],
+            jsonutils.loads(new.aliases[0]['description'])['glance_hash'])
+        # The first server's image stays while it is used.
+        self.assertIn(old, self.bed.image_fingerprints())
+        self.assertEqual(b'first tenant', self.marker(first))

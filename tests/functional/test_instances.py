@@ -26,7 +26,8 @@ class InstancesTest(test.NoDBTestCase):
                    client_cert=self.bed.client_cert,
                    client_key=self.bed.client_key,
                    server_cert=self.bed.server_cert,
-                   storage_pool=self.bed.pool, group='lxd')
+                   storage_pool=self.bed.pool, allow_dir_pool=True,
+                   group='lxd')
 
     def container(self, member, nova_uuid=None, running=False, name=None):
         name = name or 'nova-lxd-test-%s' % uuid.uuid4().hex[:8]

@@ -14,10 +14,12 @@ from nova.tests.functional.api import client as api_client
 from nova import utils
 from oslo_serialization import jsonutils
 from pylxd import exceptions as pylxd_exc
+import yaml
 
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
 from tests.functional import base
+from tools import testbed
 
 
 class LifecycleTest(base.ServersTestCase):
@@ -228,20 +230,6 @@ class LifecycleTest(base.ServersTestCase):
         self.assertEqual(self.image_id.encode(),
                          files.get('/etc/nova-lxd-marker'))
 
-    def glance_keeps_uploads(self):
-        """Nova's Glance fixture drops uploaded data; keep it."""
-        real_update = self.glance.update
-
-        def update(context, image_id, metadata, data=None,
-                   purge_props=False):
-            if data is not None:
-                self.glance._imagedata[image_id] = data.read()
-            return real_update(context, image_id, metadata,
-                               purge_props=purge_props)
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.GlanceFixture.update',
-            lambda fixture, *a, **k: update(*a, **k)))
-
     def test_rebuild_gives_a_fresh_container(self):
         server = self.boot()
         name = server['OS-EXT-SRV-ATTR:instance_name']
@@ -306,6 +294,98 @@ class LifecycleTest(base.ServersTestCase):
         manager.update_available_resource(ctxt)
         # The member's resources and its pool's size.
         self.assertEqual(2, len(requests), requests)
+
+
+class RescueInAProjectTest(base.ServersTestCase):
+    """Rescue where LXD names volumes <project>_<name>, as tools/cloud's
+    project does; the default project holds a container of the same name.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.project = 'nova-lxd-test-%s' % uuid.uuid4().hex[:8]
+        default = self.bed.client()
+        made = default.projects.create(self.project, config={
+            'features.images': 'false', 'features.profiles': 'false'})
+        self.addCleanup(made.delete)
+        self.addCleanup(self.empty_project)
+        self.lxd = self.bed.client(project=self.project)
+        self.flags(project=self.project, group='lxd')
+        for member, compute in self.computes.items():
+            self.use_socket(member)
+            self.computes[member] = self.restart_compute_service(compute)
+
+    def names(self):
+        """The project's containers (pylxd's names carry a ?project=)."""
+        return {i['name'] for i in self.lxd.api.instances.get(
+            params={'recursion': 1}).json()['metadata']}
+
+    def empty_project(self):
+        for name in self.names():
+            testbed.delete_container(self.lxd.instances.get(name))
+
+    def files(self, name, project=None):
+        return self.bed.client(project=project).instances.get(name).files
+
+    def test_rescue_mounts_this_servers_root_only(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        self.files(name, self.project).put('/root/notes', b'mine\n')
+        # Someone's container of the same name in the default project.
+        decoy = self.bed.client().instances.create(
+            {'name': name, 'profiles': [],
+             'source': {'type': 'image', 'alias': self.bed.image},
+             'devices': {'root': {'type': 'disk', 'path': '/',
+                                  'pool': self.bed.pool}}},
+            target=member, wait=True)
+        self.addCleanup(testbed.delete_container, decoy)
+        decoy.files.put('/root/notes', b'not yours\n')
+
+        self.api.post_server_action(server['id'], {'rescue': {}})
+        server = self._wait_for_state_change(server, 'RESCUE')
+        self.assertEqual('Stopped', self.container(server)['status'])
+        rescued = self.lxd.instances.get(name + '-rescue')
+        self.assertEqual('Running', rescued.status)
+        self.assertEqual(b'mine\n', rescued.files.get(
+            '/mnt/original-root/root/notes'))
+        # Its owners are right: the rescue has the original's id map.
+        rc, out, err = self.bed.exec_in(
+            self.project, name + '-rescue', 'sh', '-c',
+            'stat -c %u:%g /mnt/original-root/root/notes && '
+            'echo fixed > /mnt/original-root/root/fixed')
+        self.assertEqual((0, '0:0'), (rc, out.strip()), err)
+
+        decoy.sync()
+        self.assertEqual(b'not yours\n', decoy.files.get('/root/notes'))
+        self.assertRaises(pylxd_exc.NotFound, decoy.files.get, '/root/fixed')
+
+        self.api.post_server_action(server['id'], {'unrescue': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual({name}, self.names())
+        self.assertEqual('Running', self.container(server)['status'])
+        self.assertEqual(b'fixed\n',
+                         self.files(name, self.project).get('/root/fixed'))
+
+    def test_refused_rescue_leaves_the_container_running(self):
+        server = self.boot()
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        real = client.LXD.pool
+
+        def zfs(lxd, member, name=None):
+            return dict(real(lxd, member, name), driver='zfs')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.pool', zfs))
+        self.api.post_server_action(server['id'], {'rescue': {}})
+        # Nova marks any refused rescue ERROR (its compute manager); the
+        # driver puts the container back as it was, and leaves nothing.
+        server = self._wait_for_state_change(server, 'ERROR')
+        self.assertIn('is zfs; rescue needs dir or btrfs',
+                      server['fault']['message'])
+        self.assertEqual('Running', self.container(server)['status'])
+        self.assertEqual({name}, self.names())
+        server = self._reboot_server(server, hard=True)
+        self.assertEqual('Running', self.container(server)['status'])
 
 
 class SpawnFailureTest(base.ServersTestCase):
@@ -396,17 +476,21 @@ class CloudInitTest(base.ServersTestCase):
         name = server['OS-EXT-SRV-ATTR:instance_name']
         cfg = self.container(server)['config']
         self.assertEqual(user_data, cfg['user.user-data'])
-        meta = jsonutils.loads(cfg['user.meta-data'])
+        self.assertEqual(server['id'],
+                         cfg['volatile.cloud-init.instance-id'])
+        meta = yaml.safe_load(cfg['user.meta-data'])
         self.assertEqual(server['id'], meta['instance-id'])
         self.assertEqual([KEY], meta['public-keys'])
-        self.assertEqual(server['OS-EXT-SRV-ATTR:hostname'],
-                         meta['local-hostname'])
 
         files = self.lxd.instances.get(name).files
         seed = '/var/lib/cloud/seed/config_drive/openstack/latest/'
         drive_meta = jsonutils.loads(files.get(seed + 'meta_data.json'))
         self.assertEqual(server['id'], drive_meta['uuid'])
         self.assertEqual(KEY, drive_meta['public_keys']['k'])
+        # The same values both ways in.
+        self.assertEqual(drive_meta['hostname'], meta['local-hostname'])
+        self.assertTrue(meta['local-hostname'].startswith(
+            server['OS-EXT-SRV-ATTR:hostname'] + '.'))
         self.assertEqual(user_data.encode(), files.get(seed + 'user_data'))
         self.assertIsInstance(
             jsonutils.loads(files.get(seed + 'vendor_data.json')), dict)

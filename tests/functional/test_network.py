@@ -20,7 +20,8 @@ from tests.functional import ovs
 MTU = 1450      # the Neutron fixture's network_1
 
 
-class NetworkTest(base.ServersTestCase):
+class Ports(object):
+    """Mixin: Neutron ports bound to a bridge of the test's Open vSwitch."""
 
     def setUp(self):
         super().setUp()
@@ -54,6 +55,9 @@ class NetworkTest(base.ServersTestCase):
         for name in ovs.port_devices(port_id):
             if ovs.link(name):      # a veth's peer went with it
                 ovs.run('ip', 'link', 'del', name)
+
+
+class NetworkTest(Ports, base.ServersTestCase):
 
     def boot_with(self, *ports, expected_state='ACTIVE', flavor_id=None):
         return self._create_server(

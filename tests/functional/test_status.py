@@ -89,8 +89,13 @@ class StatusTest(testtools.TestCase):
         self.assertCheck(results, 'Members and Nova hosts', Code.SUCCESS,
                          'manages %s as' % member)
 
-    def test_dir_pool_is_a_warning(self):
+    def test_dir_pool_is_a_warning_once_allowed(self):
         code, results = self.check(self.https(storage_pool=self.bed.pool))
+        self.assertEqual(2, code)
+        self.assertCheck(results, 'Storage pool', Code.FAILURE,
+                         '[lxd] allow_dir_pool = True')
+        code, results = self.check(self.https(storage_pool=self.bed.pool,
+                                              allow_dir_pool=True))
         self.assertEqual(1, code)
         self.assertCheck(results, 'Storage pool', Code.WARNING,
                          'is dir, which does not enforce')

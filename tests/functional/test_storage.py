@@ -17,10 +17,13 @@ import time
 import uuid
 
 import fixtures
+from nova import context
 import nova.conf
+from nova import objects
 from nova.tests.fixtures import cinder as cinder_fixture
 from nova.volume import cinder
 import os_brick.privileged
+from oslo_serialization import jsonutils
 from oslo_utils import units
 import psutil
 
@@ -45,6 +48,7 @@ class LoopConnector(object):
     def __init__(self, folder):
         self.folder = folder
         self.loops = {}     # volume id -> loop device
+        self.connected = []     # every volume id connected, in order
 
     def _file(self, volume_id):
         return os.path.join(self.folder, LOOP_FILE_PREFIX + volume_id)
@@ -57,6 +61,7 @@ class LoopConnector(object):
                               check=True, capture_output=True,
                               text=True).stdout.strip()
         self.loops[props['volume_id']] = loop
+        self.connected.append(props['volume_id'])
         return {'type': 'block', 'path': loop}
 
     def disconnect_volume(self, props, device_info, force=False,
@@ -234,6 +239,117 @@ class VolumeTest(StorageTestCase):
 
         self._delete_server(server)
         self.assertEqual([], _loops_of(self.loops.folder))
+
+    def test_requested_device_names_never_become_paths(self):
+        # A request's and an image's block_device_mapping name devices
+        # that, taken as unix-block paths, LXC would follow out of the
+        # container's root: the driver names the disks itself.
+        self.only_member('lxd1')
+        self.flags(host='lxd1')
+        escape = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                              'escaped')
+        up = '/dev' + '/..' * 24
+        asked, imaged = str(uuid.uuid4()), str(uuid.uuid4())
+        image_id = str(uuid.uuid4())
+        self.glance.create(None, {
+            'id': image_id, 'name': 'with-mapping', 'status': 'active',
+            'disk_format': 'raw', 'container_format': 'bare',
+            'properties': {'bdm_v2': True, 'block_device_mapping': [{
+                'source_type': 'volume', 'destination_type': 'volume',
+                'volume_id': imaged, 'boot_index': -1,
+                'device_name': up + escape + '-image'}]}},
+            data=self.bed.marked_image(image_id))
+        body = self._build_server(image_uuid=image_id,
+                                  flavor_id=self.flavor_id, networks='none')
+        body['block_device_mapping_v2'] = [
+            {'boot_index': 0, 'source_type': 'image',
+             'destination_type': 'local', 'uuid': image_id,
+             'device_name': up + escape + '-root'},
+            {'boot_index': -1, 'source_type': 'volume',
+             'destination_type': 'volume', 'uuid': asked,
+             'device_name': up + escape}]
+        server = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+
+        self.assertEqual([], glob.glob(escape + '*'))
+        devices = {self.api.get_server_volume(server['id'], v)['device']:
+                   v for v in (asked, imaged)}
+        self.assertEqual({'/dev/vdb', '/dev/vdc'}, set(devices))
+        container = self.container(server)['devices']
+        for path, volume_id in devices.items():
+            name = storage.volume_device_name({'serial': volume_id})
+            self.assertEqual(path, container[name]['path'])
+            rc, out, err = self.exec(server, 'blockdev', '--getsize64', path)
+            self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
+        # An attach's asked name is not used either.
+        later = str(uuid.uuid4())
+        self.api.post_server_volume(server['id'], {'volumeAttachment': {
+            'volumeId': later, 'device': '/dev/vdz'}})
+        self._wait_for_volume_attach(server['id'], later)
+        self.notifier.wait_for_versioned_notifications(
+            'instance.volume_attach.end')
+        self.assertEqual('/dev/vdd', self.api.get_server_volume(
+            server['id'], later)['device'])
+        rc, out, err = self.exec(server, 'blockdev', '--getsize64',
+                                 '/dev/vdd')
+        self.assertEqual((0, str(VOLUME_SIZE)), (rc, out.strip()), err)
+        self._delete_server(server)
+        self.assertEqual([], _loops_of(self.loops.folder))
+
+    def test_encrypted_volume_refused_at_boot_nothing_connected(self):
+        self.only_member('lxd1')
+        self.flags(host='lxd1')
+        plain, luks = str(uuid.uuid4()), str(uuid.uuid4())
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.cinder.CinderFixture.VOLUME_CONNECTION_INFO',
+            dict(cinder_fixture.CinderFixture.VOLUME_CONNECTION_INFO, **{
+                luks: {'driver_volume_type': 'fake',
+                       'data': {'encrypted': True}}})))
+        before = self.container_names()
+        body = self._build_server(image_uuid=self.image_id,
+                                  flavor_id=self.flavor_id, networks='none')
+        body['block_device_mapping_v2'] = [
+            {'boot_index': 0, 'source_type': 'image',
+             'destination_type': 'local', 'uuid': self.image_id},
+            {'boot_index': -1, 'source_type': 'volume',
+             'destination_type': 'volume', 'uuid': plain},
+            {'boot_index': -1, 'source_type': 'volume',
+             'destination_type': 'volume', 'uuid': luks}]
+        server = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ERROR')
+        self.assertIn('volume %s is encrypted' % luks,
+                      server['fault']['message'])
+        self.assertEqual(before, self.container_names())
+        self.assertEqual([], self.loops.connected)      # nothing connected
+        self.assertEqual([], _loops_of(self.loops.folder))
+
+    def test_encrypted_volume_refused_at_reconnect_nothing_connected(self):
+        self.flags(resume_guests_state_on_host_boot=True)
+        server = self.boot_for_volumes()
+        member = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        volume_id = str(uuid.uuid4())
+        self._attach_volume(server, volume_id)
+        # Nova's record says it is encrypted (attached when nothing
+        # refused it, say).
+        bdm = objects.BlockDeviceMapping.get_by_volume_and_instance(
+            context.get_admin_context(), volume_id, server['id'])
+        info = jsonutils.loads(bdm.connection_info)
+        info['data']['encrypted'] = True
+        bdm.connection_info = jsonutils.dumps(info)
+        bdm.save()
+        # The member rebooted: containers stopped, volumes disconnected.
+        self.lxd.instances.get(server['OS-EXT-SRV-ATTR:instance_name']).stop(
+            force=True, wait=True)
+        self.loops.cleanup()
+        del self.loops.connected[:]
+        self.use_socket(member)
+        self.restart_compute_service(self.computes[member],
+                                     keep_hypervisor_state=False)
+        self.assertEqual('Stopped', self.container(server)['status'])
+        self.assertEqual([], self.loops.connected)
+        self.assertEqual([], _loops_of(self.loops.folder))
+        server = self.api.get_server(server['id'])
+        self.assertEqual('ERROR', server['status'])
 
     def test_rebuild_keeps_the_volume_and_gives_a_fresh_ephemeral_disk(self):
         flavor = self._create_flavor(name='eph', vcpu=1, memory_mb=256,

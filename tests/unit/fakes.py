@@ -46,6 +46,13 @@ class FakeLXD(object):
         self.calls.append(('pool_resources', member))
         return data.POOL_RESOURCES
 
+    # [lxd] storage_pool: btrfs, which enforces sizes.
+    pool_driver = 'btrfs'
+
+    def pool(self, member):
+        return {'name': self.conf.storage_pool, 'driver': self.pool_driver,
+                'config': {}}
+
     def instances(self):
         self.calls.append(('instances',))
         return self.lxd_instances
@@ -76,7 +83,7 @@ def lxd_instance(name, member, uuid=None):
 class FakeImages(object):
     """The image cache, with every image already in LXD."""
 
-    def ensure(self, context, image_meta, member_arch):
+    def ensure(self, context, image_meta, member_arch, root_gb=0):
         return 'f00d'
 
 

@@ -67,11 +67,12 @@ class ConsoleLogsTest(test.NoDBTestCase):
         self.logs.before_start(self.instance)
         self.assertEqual(b'run 1\nrun 2\nrun 3\n', self.output())
 
-    def test_before_start_of_a_running_or_gone_container_keeps_nothing(self):
+    def test_before_start_of_a_running_or_unread_container_keeps_nothing(self):
         self.reads((b'new\n', RUNNING), errors.LXDNotFound(reason='gone'),
-                   (b'', RUNNING))
+                   errors.LXDError(reason='busy'), (b'', RUNNING))
         self.logs.before_start(self.instance)   # running: left for output
         self.logs.before_start(self.instance)
+        self.logs.before_start(self.instance)   # never fails a start
         self.assertEqual(b'', self.output())
 
     def test_any_bytes_come_back_unchanged(self):

@@ -1,15 +1,17 @@
-import collections
-
 from nova import exception
 from nova import objects
 import testtools
 
 from nova_lxd import constants
 from nova_lxd import container
+from nova_lxd.extra_specs import LXDSpecs
 
 objects.register_all()
-Specs = collections.namedtuple('Specs', 'privileged nesting isolated_idmap')
-PLAIN = Specs(False, False, False)
+PLAIN = LXDSpecs()
+PRIVILEGED = LXDSpecs(privileged=True)
+NESTED = LXDSpecs(nesting=True)
+# The defaults of [lxd]: nothing opened, isolated idmaps, 4096 processes.
+CLOSED = container.Gates(max_processes=4096)
 
 
 def flavor(extra_specs=None, root_gb=5):
@@ -26,10 +28,10 @@ def instance():
 
 class InstanceBodyTest(testtools.TestCase):
 
-    def body(self, specs=PLAIN, **kwargs):
+    def body(self, specs=PLAIN, gates=CLOSED, **kwargs):
         fl = kwargs.pop('flavor', flavor())
         return container.instance_body(instance(), fl, specs, 'f1ng',
-                                       'pool1', **kwargs)
+                                       'pool1', gates=gates, **kwargs)
 
     def test_flavor_becomes_limits_and_root_disk(self):
         body = self.body()
@@ -52,30 +54,95 @@ class InstanceBodyTest(testtools.TestCase):
         body = self.body(flavor=flavor(root_gb=0))
         self.assertNotIn('size', body['devices']['root'])
 
-    def test_unprivileged_by_default(self):
+    def test_unprivileged_isolated_and_bounded_by_default(self):
         cfg = self.body()['config']
-        self.assertFalse([k for k in cfg if k.startswith(('security.',
-                                                          'raw.'))])
+        self.assertEqual(
+            {'security.idmap.isolated': 'true'},
+            {k: v for k, v in cfg.items()
+             if k.startswith(('security.', 'raw.'))})
+        self.assertEqual(('false', '4096'), (cfg['limits.memory.swap'],
+                                             cfg['limits.processes']))
 
     def test_privileged_needs_the_operator(self):
-        e = self.assertRaises(exception.InvalidInput, self.body,
-                              Specs(True, False, False))
+        e = self.assertRaises(exception.InvalidInput, self.body, PRIVILEGED)
         self.assertIn('[lxd] allow_privileged', str(e))
-        cfg = self.body(Specs(True, False, False),
-                        allow_privileged=True)['config']
+        cfg = self.body(PRIVILEGED, container.Gates(
+            allow_privileged=True))['config']
         self.assertEqual('true', cfg['security.privileged'])
+        # A privileged container has no idmap to isolate.
+        self.assertNotIn('security.idmap.isolated', cfg)
 
     def test_nesting_needs_the_operator(self):
-        e = self.assertRaises(exception.InvalidInput, self.body,
-                              Specs(False, True, False))
+        e = self.assertRaises(exception.InvalidInput, self.body, NESTED)
         self.assertIn('[lxd] allow_nesting', str(e))
-        cfg = self.body(Specs(False, True, False),
-                        allow_nesting=True)['config']
+        cfg = self.body(NESTED, container.Gates(allow_nesting=True))[
+            'config']
         self.assertEqual('true', cfg['security.nesting'])
 
-    def test_isolated_idmap_needs_no_permission(self):
-        cfg = self.body(Specs(False, False, True))['config']
+    def test_project_lists_narrow_what_is_allowed(self):
+        only_p2 = container.Gates(
+            allow_privileged=True, privileged_projects=frozenset(['p2']),
+            allow_nesting=True, nesting_projects=frozenset(['p1', 'p2']))
+        e = self.assertRaises(exception.InvalidInput, self.body, PRIVILEGED,
+                              only_p2)
+        self.assertIn('a privileged container (lxd:privileged), only for '
+                      '[lxd] privileged_projects, not p1', str(e))
+        self.assertEqual('true', self.body(NESTED, only_p2)['config'][
+            'security.nesting'])
+        # The list alone opens nothing.
+        e = self.assertRaises(exception.InvalidInput, self.body, PRIVILEGED,
+                              container.Gates(
+                                  privileged_projects=frozenset(['p1'])))
+        self.assertIn('[lxd] allow_privileged = False', str(e))
+
+    def test_nvidia_runtime_needs_the_operator(self):
+        specs = LXDSpecs(nvidia_runtime=True)
+        e = self.assertRaises(exception.InvalidInput, self.body, specs)
+        self.assertIn('[lxd] allow_nvidia_runtime = False', str(e))
+        self.body(specs, container.Gates(allow_nvidia_runtime=True))
+
+    def test_isolated_idmap_by_flavor_when_the_operator_shares(self):
+        shared = container.Gates(isolated_idmap=False)
+        self.assertNotIn('security.idmap.isolated',
+                         self.body(PLAIN, shared)['config'])
+        cfg = self.body(LXDSpecs(isolated_idmap=True), shared)['config']
         self.assertEqual('true', cfg['security.idmap.isolated'])
+
+    def test_processes_and_swap_from_the_flavor(self):
+        cfg = self.body(LXDSpecs(max_processes=100, memory_swap=True))[
+            'config']
+        self.assertEqual(('true', '100'), (cfg['limits.memory.swap'],
+                                           cfg['limits.processes']))
+        cfg = self.body(gates=container.Gates(max_processes=0))['config']
+        self.assertNotIn('limits.processes', cfg)
+
+
+class StartProblemTest(testtools.TestCase):
+    """What a container is, against what the operator allows now."""
+
+    def problem(self, gates, **config):
+        return container.start_problem({'expanded_config': config}, 'p1',
+                                       gates)
+
+    def test_closed_gates_hold_at_start(self):
+        self.assertIsNone(self.problem(CLOSED))
+        self.assertIsNone(self.problem(CLOSED, **{
+            'security.privileged': 'false'}))
+        self.assertIn('[lxd] allow_privileged', self.problem(
+            CLOSED, **{'security.privileged': 'true'}))
+        self.assertIn('[lxd] allow_nesting', self.problem(
+            CLOSED, **{'security.nesting': 'true'}))
+        self.assertIn('allow_nvidia_runtime', self.problem(
+            CLOSED, **{'nvidia.runtime': 'true'}))
+
+    def test_open_gates_and_projects(self):
+        gates = container.Gates(allow_privileged=True,
+                                privileged_projects=frozenset(['p2']))
+        self.assertIn('privileged_projects', self.problem(
+            gates, **{'security.privileged': 'true'}))
+        self.assertIsNone(self.problem(
+            container.Gates(allow_privileged=True),
+            **{'security.privileged': 'true'}))
 
 
 class QuotaTest(testtools.TestCase):
@@ -141,35 +208,12 @@ class PartsTest(testtools.TestCase):
             self.assertRaises(ValueError, self.body, twice)
 
     def test_check_refuses_before_anything_is_made(self):
-        container.check(flavor(), PLAIN, False, False)
+        container.check(flavor(), PLAIN, 'p1', CLOSED)
         self.assertRaises(exception.InvalidInput, container.check,
-                          flavor(), Specs(True, False, False), False, False)
+                          flavor(), PRIVILEGED, 'p1', CLOSED)
         self.assertRaises(exception.InvalidInput, container.check,
                           flavor({'quota:disk_read_bytes_sec': 'fast'}),
-                          PLAIN, False, False)
-
-
-class RescueBodyTest(testtools.TestCase):
-
-    def test_mounts_the_original_root_from_the_member(self):
-        root = container.rescue_root(
-            instance(), {'driver': 'dir', 'config': {'source': '/srv/pool1'}})
-        body = container.rescue_body(instance(), flavor(), 'f1ng', 'pool1',
-                                     root)
-        self.assertEqual('instance-0000002a-rescue', body['name'])
-        self.assertEqual(
-            {'type': 'disk', 'source':
-             '/srv/pool1/containers/instance-0000002a/rootfs',
-             'path': '/mnt/original-root'},
-            body['devices']['original-root'])
-        # Not listed as a Nova instance of its own.
-        self.assertIsNone(container.instance_uuid(body))
-
-    def test_pool_without_a_folder_per_instance_is_refused(self):
-        e = self.assertRaises(
-            exception.InstanceNotRescuable, container.rescue_root, instance(),
-            {'driver': 'zfs', 'config': {}})
-        self.assertIn('dir or btrfs', str(e))
+                          PLAIN, 'p1', CLOSED)
 
 
 # GET /1.0/instances/<name> of a container with one of the driver's GPUs,
@@ -178,7 +222,8 @@ FOUND = {
     'architecture': 'x86_64', 'description': '', 'ephemeral': False,
     'config': {'limits.cpu': '2', 'limits.memory': '512MiB',
                'volatile.base_image': 'f1ng',
-               constants.INSTANCE_UUID_KEY: 'u1'},
+               constants.INSTANCE_UUID_KEY: 'u1',
+               constants.PROJECT_KEY: 'p1'},
     'devices': {
         'root': {'type': 'disk', 'path': '/', 'pool': 'pool1',
                  'size': '5GiB', 'limits.read': '10B'},
@@ -196,17 +241,47 @@ class ResizeTest(testtools.TestCase):
         return objects.Flavor(name='bigger', vcpus=4, memory_mb=1024,
                               root_gb=10, extra_specs=extra_specs or {})
 
-    def test_patch_changes_limits_and_the_root_disk_only(self):
+    def test_patch_changes_limits_security_and_the_root_disk_only(self):
         self.assertEqual(
-            {'config': {'limits.cpu': '4', 'limits.memory': '1024MiB'},
+            {'config': {'limits.cpu': '4', 'limits.memory': '1024MiB',
+                        'limits.memory.swap': 'false',
+                        'limits.processes': '4096',
+                        'security.idmap.isolated': 'true',
+                        # '': PATCH removes the key.
+                        'security.privileged': '', 'security.nesting': ''},
              'devices': {'root': {'type': 'disk', 'path': '/',
                                   'pool': 'pool1', 'size': '10GiB',
                                   'limits.read': '10B'}}},
-            container.resize_patch(FOUND, self.bigger()))
+            container.resize_patch(FOUND, self.bigger(), CLOSED))
+
+    def test_resize_away_from_privileged_drops_it_and_restarts(self):
+        privileged = dict(FOUND, config=dict(
+            FOUND['config'], **{'security.privileged': 'true'}))
+        patch = container.resize_patch(privileged, self.bigger(), CLOSED)
+        self.assertEqual('', patch['config']['security.privileged'])
+        self.assertTrue(container.needs_restart(privileged,
+                                                patch['config']))
+        self.assertFalse(container.needs_restart(FOUND, patch['config']))
+        body = container.resized(privileged, self.bigger(),
+                                 container.Part(), CLOSED)
+        self.assertNotIn('security.privileged', body['config'])
+
+    def test_resize_to_what_the_operator_closed_is_refused(self):
+        self.assertRaises(exception.InvalidInput, container.resize_patch,
+                          FOUND, self.bigger({'lxd:privileged': 'true'}),
+                          CLOSED)
+        only_p2 = container.Gates(allow_privileged=True,
+                                  privileged_projects=frozenset(['p2']))
+        e = self.assertRaises(exception.InvalidInput,
+                              container.resize_patch, FOUND,
+                              self.bigger({'lxd:privileged': 'true'}),
+                              only_p2)
+        self.assertIn('not p1', str(e))
 
     def test_new_disk_quotas_join_the_root(self):
         patch = container.resize_patch(
-            FOUND, self.bigger({'quota:disk_write_iops_sec': '100'}))
+            FOUND, self.bigger({'quota:disk_write_iops_sec': '100'}),
+            CLOSED)
         self.assertEqual('100iops', patch['devices']['root']['limits.write'])
 
     def test_gpus_replace_the_drivers_gpu_devices_and_profiles(self):
@@ -214,7 +289,7 @@ class ResizeTest(testtools.TestCase):
             devices={'nova-gpu-0': {'type': 'gpu', 'pci': '0000:05:00.0'},
                      'nova-gpu-1': {'type': 'gpu', 'pci': '0000:06:00.0'}},
             profiles=('nova-gpu-ba9876543210',))
-        body = container.resized(FOUND, self.bigger(), gpus)
+        body = container.resized(FOUND, self.bigger(), gpus, CLOSED)
         self.assertEqual(
             {'root', 'nova-port-1', 'gpu', 'nova-gpu-0', 'nova-gpu-1'},
             set(body['devices']))
@@ -232,7 +307,8 @@ class ResizeTest(testtools.TestCase):
         self.assertIn('nova-gpu-0123456789ab', FOUND['profiles'])
 
     def test_no_gpus_takes_them_all_away(self):
-        body = container.resized(FOUND, self.bigger(), container.Part())
+        body = container.resized(FOUND, self.bigger(), container.Part(),
+                                 CLOSED)
         self.assertEqual({'root', 'nova-port-1', 'gpu'},
                          set(body['devices']))
         self.assertEqual(['operators'], body['profiles'])

@@ -31,6 +31,14 @@ class DriverTestCase(test.NoDBTestCase):
         self.driver.init_host('compute1')
         self.lxd = self.driver.lxd
 
+    def no_cloud_init(self):
+        """Spawn without Nova's metadata (it needs Nova's database)."""
+        for name, fake in (('instance_metadata_of', lambda *a: None),
+                           ('cloud_init_keys', lambda *a: {}),
+                           ('config_drive_files', lambda *a: {})):
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova_lxd.cloud_init.' + name, fake))
+
 
 class DriverTest(DriverTestCase):
 
@@ -68,6 +76,31 @@ class DriverTest(DriverTestCase):
         self.assertEqual([('resources', 'lxd2'), ('pool_resources', 'lxd2'),
                           ('resources', 'lxd1'), ('pool_resources', 'lxd1')],
                          self.lxd.calls)
+
+    def test_a_dir_pool_needs_the_operators_consent(self):
+        self.useFixture(fixtures.MockPatchObject(
+            fakes.FakeLXD, 'pool_driver', 'dir'))
+        e = self.assertRaises(exception.InvalidConfiguration,
+                              self.driver.init_host, 'compute1')
+        self.assertIn('LXD storage pool "default" ([lxd] storage_pool) is a '
+                      'dir pool', str(e))
+        self.assertIn('[lxd] allow_dir_pool = True', str(e))
+        self.flags(allow_dir_pool=True, group='lxd')
+        self.driver.init_host('compute1')
+
+    def test_the_driver_names_the_disks(self):
+        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one)
+        self.assertEqual('/dev/vda', self.driver.default_root_device_name(
+            inst, None, None))
+        bdm = objects.BlockDeviceMapping(device_name='/dev/../x',
+                                         boot_index=-1, volume_id=uuids.v)
+        bdm.save = mock.Mock()
+        self.driver.default_device_names_for_instance(inst, '/dev/vda', [],
+                                                      [], [], [bdm])
+        self.assertEqual('/dev/vdb', bdm.device_name)
+        self.assertEqual('/dev/vdc', self.driver.get_device_name_for_instance(
+            inst, [bdm], objects.BlockDeviceMapping(device_name='/dev/vdb',
+                                                    volume_id=uuids.w)))
 
     def test_unknown_node_has_no_resources(self):
         self.assertEqual({}, self.driver.get_available_resource('lxd9'))
@@ -158,8 +191,7 @@ class DriverTest(DriverTestCase):
             (body, member))
         self.lxd.change_state = lambda name, action, **kw: None
         self.driver.images = fakes.FakeImages()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
+        self.no_cloud_init()
         inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
                                                node='lxd1',
                                                image_ref=uuids.image)
@@ -185,9 +217,16 @@ class DriverTest(DriverTestCase):
         self.lxd.other_projects = [dict(
             fakes.lxd_instance('jupyter', 'lxd1', None), project='team-a',
             devices={'gpu': {'type': 'gpu', 'pci': '0000:03:00.0'}})]
+        log = self.useFixture(fixtures.FakeLogger())
         e = self.assertRaises(exception.BuildAbortException, self.gpu_spawn,
                               lambda rtx: {rtx: {'resources': {'PGPU': 1}}})
-        self.assertIn('held by: team-a/jupyter (0000:03:00.0)', str(e))
+        # The tenant's fault names no other project's container; the
+        # operator's log does.
+        self.assertIn('1 x PGPU of GPU model 10de:1e04 asked, 0 free',
+                      str(e))
+        self.assertNotIn('jupyter', str(e))
+        self.assertNotIn('team-a', str(e))
+        self.assertIn('held by: team-a/jupyter (0000:03:00.0)', log.output)
 
     def test_no_gpu_device_without_a_gpu_allocation(self):
         created = self.gpu_spawn(lambda rtx: {
@@ -211,11 +250,23 @@ class ConsoleAndDiagnosticsTest(DriverTestCase):
 
     def test_reboot_reads_the_console_log_between_stop_and_start(self):
         self.lxd.states[self.inst.name] = {'status_code': 103}
+        self.lxd.instance = lambda name: fakes.lxd_instance(
+            name, 'lxd1', uuids.one)
         self.driver.reboot(None, self.inst, [], 'HARD')
         self.assertEqual([('stop', {'force': True}), ('console_log',),
                           ('start', {})], self.steps)
         self.assertEqual(b'halting\n',
                          self.driver.console._logs[self.inst.name].kept)
+
+    def test_reboot_refused_by_the_gates_leaves_it_running(self):
+        self.lxd.states[self.inst.name] = {'status_code': 103}
+        self.lxd.instance = lambda name: dict(
+            fakes.lxd_instance(name, 'lxd1', uuids.one),
+            expanded_config={'security.nesting': 'true'})
+        e = self.assertRaises(exception.InstancePowerOnFailure,
+                              self.driver.reboot, None, self.inst, [], 'SOFT')
+        self.assertIn('nested containers', str(e))
+        self.assertEqual([], self.steps)
 
     def test_instance_diagnostics(self):
         self.lxd.instance_with_state = lambda name: {
@@ -251,8 +302,7 @@ class NetworkHooksTest(DriverTestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova_lxd.cloud_init.config_drive_files', lambda *a: {}))
+        self.no_cloud_init()
         self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock

@@ -33,6 +33,7 @@ class ValidatorsTest(testtools.TestCase):
         self.assertIs(extra_specs, ours.load())
         self.assertEqual(
             {'lxd:privileged', 'lxd:nesting', 'lxd:isolated_idmap',
+             'lxd:max_processes', 'lxd:memory_swap',
              'lxd:nvidia_runtime', 'lxd:nvidia_driver_capabilities',
              'lxd:nvidia_require_cuda'},
             {v.name for v in extra_specs.register()})
@@ -49,6 +50,15 @@ class ValidatorsTest(testtools.TestCase):
             for value in ('true', 'False', 'YES', 'no', 'on', 'off', 'y',
                           'n', 't', 'f', '1', '0'):
                 validators.validate(f'lxd:{key}', value)
+
+    def test_max_processes_is_a_positive_number(self):
+        validators.validate('lxd:max_processes', '500')
+        self.assertRefused('lxd:max_processes', '0', "'0'", '1 or more')
+        self.assertRefused('lxd:max_processes', 'many', "'many'")
+        self.assertEqual(500, extra_specs.lxd_specs(
+            {'lxd:max_processes': '500'}).max_processes)
+        self.assertTrue(extra_specs.lxd_specs(
+            {'lxd:memory_swap': 'yes'}).memory_swap)
 
     def test_booleans_refuse_others(self):
         self.assertRefused('lxd:privileged', 'maybe', "'maybe'", 'true')

@@ -9,6 +9,7 @@ import gzip
 import io
 import lzma
 import os
+import struct
 import tarfile
 
 import fixtures
@@ -19,6 +20,7 @@ from nova import exception
 from nova import objects
 
 from nova_lxd import image_format as images
+from tools import hostile_images
 
 IMAGE_ID = '6f1e4c5a-2b3d-4e5f-8a9b-0c1d2e3f4a5b'
 HINT = ('; upload an LXD unified tarball or a root filesystem tarball')
@@ -26,6 +28,10 @@ METADATA = b'architecture: x86_64\ncreation_date: 1700000000\n'
 ROOTFS = (('etc', None), ('etc/hostname', b'busybox\n'), ('bin', None),
           ('bin/sh', b'\x7fELF'), ('usr', None))
 COMPRESSORS = {'': open, 'gz': gzip.open, 'xz': lzma.open, 'bz2': bz2.open}
+LIMITS = images.Limits(1 << 40, 'a test limit', 1000)
+# A squashfs 4.0 superblock: 7 inodes, 4096 bytes used.
+SQUASHFS_HEAD = struct.pack('<IIIIIHHHHHHQQ', 0x73717368, 7, 0, 131072, 0,
+                            1, 17, 0, 1, 4, 0, 0, 4096)
 
 
 def _tar_bytes(entries):
@@ -41,6 +47,10 @@ def _tar_bytes(entries):
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
     return out.getvalue()
+
+
+def _kind(path):
+    return images.inspect(path, IMAGE_ID, LIMITS).kind
 
 
 def _unified(metadata=METADATA):
@@ -71,38 +81,38 @@ class SniffTest(testtools.TestCase):
 
     def assertRefused(self, path, what):
         e = self.assertRaises(exception.ImageUnacceptable,
-                              images.sniff, path, IMAGE_ID)
+                              images.inspect, path, IMAGE_ID, LIMITS)
         self.assertEqual(
             'Image %s is unacceptable: image is not an LXD image: it is '
             '%s%s' % (IMAGE_ID, what, HINT), str(e))
 
     def test_unified_tarballs(self):
         for compression in COMPRESSORS:
-            self.assertEqual(images.UNIFIED, images.sniff(
-                self.tar(_unified(), compression), IMAGE_ID), compression)
+            self.assertEqual(images.UNIFIED, _kind(
+                self.tar(_unified(), compression)), compression)
 
     def test_rootfs_tarballs(self):
         for compression in COMPRESSORS:
-            self.assertEqual(images.ROOTFS_TARBALL, images.sniff(
-                self.tar(ROOTFS, compression), IMAGE_ID), compression)
+            self.assertEqual(images.ROOTFS_TARBALL, _kind(
+                self.tar(ROOTFS, compression)), compression)
 
     def test_rootfs_tarball_made_with_tar_c_dot(self):
         # "tar -C rootfs -czf image.tar.gz ." names members ./etc, ...
         dotted = (('.', None),) + tuple(('./' + n, c) for n, c in ROOTFS)
         self.assertEqual(images.ROOTFS_TARBALL,
-                         images.sniff(self.tar(dotted, 'gz'), IMAGE_ID))
+                         _kind(self.tar(dotted, 'gz')))
 
     def test_squashfs_by_its_magic(self):
-        self.assertEqual(images.SQUASHFS, images.sniff(
-            self.write(b'hsqs' + bytes(4096)), IMAGE_ID))
+        self.assertEqual(images.SQUASHFS, _kind(
+            self.write(SQUASHFS_HEAD + bytes(4096))))
 
     def test_qcow2(self):
         self.assertRefused(self.at(0, b'QFI\xfb\x00\x00\x00\x03'),
                            'a qcow2 disk image')
 
     def test_qcow2_message_as_tenants_read_it(self):
-        e = self.assertRaises(exception.ImageUnacceptable, images.sniff,
-                              self.at(0, b'QFI\xfb'), IMAGE_ID)
+        e = self.assertRaises(exception.ImageUnacceptable, images.inspect,
+                              self.at(0, b'QFI\xfb'), IMAGE_ID, LIMITS)
         self.assertIn('image is not an LXD image: it is a qcow2 disk image; '
                       'upload an LXD unified tarball or a root filesystem '
                       'tarball', str(e))
@@ -154,8 +164,8 @@ class SniffTest(testtools.TestCase):
 
     def test_damaged_gzip(self):
         whole = gzip.compress(_tar_bytes(ROOTFS) * 4)
-        e = self.assertRaises(exception.ImageUnacceptable, images.sniff,
-                              self.write(whole[:40]), IMAGE_ID)
+        e = self.assertRaises(exception.ImageUnacceptable, images.inspect,
+                              self.write(whole[:40]), IMAGE_ID, LIMITS)
         self.assertIn('it is a damaged gzip file', str(e))
 
     def test_tar_of_something_else(self):
@@ -178,10 +188,227 @@ class SniffTest(testtools.TestCase):
                  "(found None)"),
                 (b'architecture: pdp11', 'without a known architecture')):
             e = self.assertRaises(
-                exception.ImageUnacceptable, images.sniff,
-                self.tar(_unified(metadata)), IMAGE_ID)
+                exception.ImageUnacceptable, images.inspect,
+                self.tar(_unified(metadata)), IMAGE_ID, LIMITS)
             self.assertIn('the metadata.yaml of this LXD image is ' + why,
                           str(e))
+
+
+class BudgetTest(SniffTest):
+    """Hostile tars and YAML are refused within bounded work."""
+
+    def assertUnacceptable(self, path, why, limits=LIMITS):
+        e = self.assertRaises(exception.ImageUnacceptable,
+                              images.inspect, path, IMAGE_ID, limits)
+        self.assertIn(why, str(e))
+        self.assertLess(len(str(e)), 500)
+        return e
+
+    def test_yaml_aliases_refused_before_anything_expands(self):
+        path = hostile_images.alias_bomb(os.path.join(self.tmp, 'b.tgz'),
+                                         depth=9).path
+        e = self.assertUnacceptable(
+            path, 'the metadata.yaml of this LXD image is written with '
+            'YAML anchors and aliases, which are not accepted')
+        self.assertNotIn('lol', str(e))
+
+    def test_an_anchor_alone_is_refused(self):
+        self.assertUnacceptable(
+            self.tar(_unified(b'architecture: &a x86_64\n')),
+            'YAML anchors and aliases')
+
+    def test_deep_yaml_refused(self):
+        self.assertUnacceptable(
+            self.tar(_unified(b'architecture: ' + b'[' * 20000 +
+                              b']' * 20000)),
+            'the metadata.yaml of this LXD image is nested more than 32 '
+            'levels deep')
+
+    def test_long_values_never_reach_the_fault(self):
+        e = self.assertUnacceptable(
+            self.tar(_unified(b'architecture: ' + b'x' * 5000)),
+            'without a known architecture (found a str)')
+        self.assertNotIn('xxx', str(e))
+        self.assertUnacceptable(
+            self.tar(_unified(b'architecture: [1, 2]')),
+            'without a known architecture (found a list)')
+
+    def _one_member(self, name, fmt, compression='xz', **pax):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode='w', format=fmt) as tar:
+            info = tarfile.TarInfo(name)
+            info.pax_headers = pax
+            tar.addfile(info)
+            for entry, content in _unified():
+                info = tarfile.TarInfo(entry)
+                info.size = len(content or b'')
+                if content is None:
+                    info.type = tarfile.DIRTYPE
+                tar.addfile(info, io.BytesIO(content or b''))
+        return self.write(out.getvalue(), compression)
+
+    def test_long_gnu_name_refused_before_it_is_read(self):
+        self.assertUnacceptable(
+            self._one_member('n' * (1 << 20), tarfile.GNU_FORMAT),
+            'its tar archive has a header of 1048577 bytes (a GNU long '
+            'name or a PAX header), more than 64 KiB')
+
+    def test_large_pax_header_refused(self):
+        self.assertUnacceptable(
+            self._one_member('x', tarfile.PAX_FORMAT,
+                             comment='c' * (1 << 20)),
+            'a GNU long name or a PAX header), more than 64 KiB')
+
+    def test_ordinary_long_names_pass(self):
+        for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+            found = images.inspect(self._one_member(
+                'rootfs/' + 'n' * 250 + '/' + 'm' * 250, fmt), IMAGE_ID,
+                LIMITS)
+            self.assertEqual(images.UNIFIED, found.kind)
+
+    def test_chains_of_extended_headers_refused(self):
+        data = bytearray()
+        for _ in range(images.HEADER_CHAIN_LIMIT + 1):
+            info = tarfile.TarInfo('././@LongLink')
+            info.type = tarfile.GNUTYPE_LONGNAME
+            info.size = 6
+            data += info.tobuf(tarfile.GNU_FORMAT) + b'name\0\0'.ljust(
+                512, b'\0')
+        data += _tar_bytes(_unified())
+        self.assertUnacceptable(
+            self.write(bytes(data)),
+            'its tar archive has more than 16 extended headers in front '
+            'of one file')
+
+    def test_sparse_files_refused(self):
+        path = hostile_images.sparse_member(
+            os.path.join(self.tmp, 's.tgz'), expanded=1 << 40).path
+        self.assertUnacceptable(path, 'it holds a sparse file')
+        for pax in ({'GNU.sparse.major': '1', 'GNU.sparse.minor': '0'},
+                    {'GNU.sparse.size': '99', 'GNU.sparse.numblocks': '0'},
+                    {'GNU.sparse.map': '0,0'}):
+            self.assertUnacceptable(
+                self._one_member('rootfs/s', tarfile.PAX_FORMAT, **pax),
+                'it holds a sparse file', )
+
+    def test_too_many_files(self):
+        limits = LIMITS._replace(files=4)
+        self.assertUnacceptable(
+            self.tar(_unified()), 'its tar archive holds more than 4 files '
+            '([lxd] image_max_files)', limits)
+        self.assertEqual(images.Inspection(images.UNIFIED, 59, 8),
+                         images.inspect(self.tar(_unified()), IMAGE_ID,
+                                        LIMITS._replace(files=8)))
+
+    def test_files_adding_up_beyond_the_limit(self):
+        # metadata.yaml, etc/hostname and bin/sh: 47 + 8 + 4 bytes.
+        limits = images.Limits(58, "the flavor's root disk (1 GiB)", 100)
+        self.assertUnacceptable(
+            self.tar(_unified(), 'gz'), "it expands to more than the "
+            "flavor's root disk (1 GiB): its files add up to at least 59 "
+            "bytes", limits)
+        self.assertEqual(
+            59, images.inspect(self.tar(_unified(), 'gz'), IMAGE_ID,
+                               limits._replace(size=59)).size)
+
+    def test_zeros_bomb_refused_at_its_header(self):
+        path = hostile_images.zeros_bomb(
+            os.path.join(self.tmp, 'z.txz'), expanded=1 << 40,
+            block=1 << 20).path
+        self.assertLess(os.path.getsize(path), 300 * 1024 * 1024)
+        self.assertUnacceptable(path, 'its files add up to at least 1099',
+                                LIMITS._replace(size=1 << 30))
+
+    def test_any_failure_of_the_check_is_a_refusal(self):
+        for error in (MemoryError(), RuntimeError('x' * 9999),
+                      KeyError('k'), RecursionError()):
+            self.useFixture(fixtures.MockPatch(
+                'nova_lxd.image_format._check_metadata',
+                side_effect=error))
+            e = self.assertUnacceptable(self.tar(_unified()),
+                                        'image is not an LXD image: it is a ')
+            self.assertNotIn('xxxx', str(e))
+
+    def test_tarfile_still_has_the_hooks_the_budgets_use(self):
+        for hook in ('_proc_gnulong', '_proc_pax', '_proc_sparse',
+                     '_proc_gnusparse_00', '_proc_gnusparse_01',
+                     '_proc_gnusparse_10'):
+            self.assertTrue(callable(getattr(tarfile.TarInfo, hook)), hook)
+
+
+class SquashfsTest(SniffTest):
+
+    def test_superblock(self):
+        self.assertEqual(images.Inspection(images.SQUASHFS, None, 7),
+                         images.inspect(self.write(SQUASHFS_HEAD + bytes(
+                             4096)), IMAGE_ID, LIMITS))
+
+    def test_refused_from_the_superblock(self):
+        pad = bytes(4096)
+        for data, limits, why in (
+                (SQUASHFS_HEAD + pad, LIMITS._replace(files=6),
+                 'its squashfs holds 7 files, more than 6'),
+                (SQUASHFS_HEAD[:28] + b'\x03\x00' + SQUASHFS_HEAD[30:] + pad,
+                 LIMITS, 'it is a squashfs of version 3; LXD reads version '
+                 '4'),
+                (SQUASHFS_HEAD[:20], LIMITS, 'it is a truncated squashfs'),
+                (SQUASHFS_HEAD, LIMITS,
+                 'it is a truncated squashfs (48 of 4096 bytes)')):
+            e = self.assertRaises(exception.ImageUnacceptable,
+                                  images.inspect, self.write(data),
+                                  IMAGE_ID, limits)
+            self.assertIn(why, str(e))
+
+    LISTING = [
+        b'drwxr-xr-x root/root                50 2026-11-30 18:35 '
+        b'squashfs-root\n',
+        b'-rw-r--r-- root/root        1074790400 2026-11-30 18:35 '
+        b'squashfs-root/zeros\n',
+        b'crw-r--r-- root/root             1,  3 2026-11-30 18:35 '
+        b'squashfs-root/null\n',
+        b'lrwxrwxrwx root/root                 7 2026-11-30 18:35 '
+        b'squashfs-root/sh -> busybox\n',
+        # The rest of a file name with a line break adds nothing.
+        b'and-more 12 rest\n',
+    ]
+
+    def test_size_from_the_listing(self):
+        self.assertEqual(50 + 1074790400 + 7, images.squashfs_size(
+            self.LISTING, IMAGE_ID, LIMITS))
+
+    def test_size_beyond_the_limit(self):
+        e = self.assertRaises(
+            exception.ImageUnacceptable, images.squashfs_size,
+            self.LISTING, IMAGE_ID,
+            images.limits(1, 50, 100))
+        self.assertIn("it expands to more than the flavor's root disk (1 "
+                      "GiB): its files add up to at least 1074790450 bytes",
+                      str(e))
+
+
+class LimitsTest(testtools.TestCase):
+
+    def test_the_smaller_of_root_disk_and_cap(self):
+        self.assertEqual(
+            images.Limits(1 << 30, "the flavor's root disk (1 GiB)", 9),
+            images.limits(1, 50, 9))
+        cap = images.Limits(50 << 30, '[lxd] image_max_expanded_gb (50 '
+                            'GiB)', 9)
+        self.assertEqual(cap, images.limits(0, 50, 9))
+        self.assertEqual(cap, images.limits(80, 50, 9))
+
+    def test_check_size(self):
+        limits = images.limits(1, 50, 9)
+        images.check_size(IMAGE_ID, 1 << 30, 9, limits)
+        for size, files, why in (
+                ((1 << 30) + 1, 1, "it expands to more than the flavor's "
+                 "root disk (1 GiB): its files add up to 1073741825 bytes"),
+                (1, 10, 'it holds 10 files, more than 9 ([lxd] '
+                 'image_max_files)')):
+            e = self.assertRaises(exception.ImageUnacceptable,
+                                  images.check_size, IMAGE_ID, size, files,
+                                  limits)
+            self.assertIn(why, str(e))
 
 
 class PreflightTest(testtools.TestCase):
@@ -328,8 +555,30 @@ class PropertiesTest(testtools.TestCase):
 
     def test_alias(self):
         self.assertEqual('nova-glance-' + IMAGE_ID, images.alias(IMAGE_ID))
-        self.assertEqual('Glance image my image',
-                         images.alias_description(_meta()))
+
+    def test_alias_description_is_the_cache_record(self):
+        meta = dict(_meta(), hash='sha512:ab')
+        description = images.alias_description(
+            meta, images.Inspection(images.UNIFIED, 10, 2))
+        self.assertEqual(
+            '{"files": 2, "glance_hash": "sha512:ab", "glance_image": '
+            '"my image", "size": 10}', description)
+        self.assertEqual({'files': 2, 'glance_hash': 'sha512:ab',
+                          'glance_image': 'my image', 'size': 10},
+                         images.cache_record(description))
+
+    def test_other_descriptions_are_no_record(self):
+        for description in (None, '', 'Glance image busybox', '[1]',
+                            '{"size": "1", "files": 1}',
+                            '{"size": 1, "files": 1, "glance_hash": 5}'):
+            self.assertIsNone(images.cache_record(description))
+
+    def test_glance_hash(self):
+        self.assertEqual('sha512:ab', images.glance_hash(
+            {'os_hash_algo': 'sha512', 'os_hash_value': 'ab',
+             'checksum': 'cd'}))
+        self.assertEqual('md5:cd', images.glance_hash({'checksum': 'cd'}))
+        self.assertIsNone(images.glance_hash({'os_hash_value': None}))
 
 
 class MetadataTest(testtools.TestCase):

@@ -6,8 +6,11 @@ What the real LXD does with them: tests/functional/test_image_cache.py.
 """
 
 import contextlib
+import fcntl
+import gzip
 import hashlib
 import io
+import json
 import os
 import tarfile
 from unittest import mock
@@ -18,6 +21,7 @@ from nova import exception
 from nova import test
 from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
+from oslo_utils import timeutils
 
 from nova_lxd import imagecache
 from nova_lxd.lxd import errors
@@ -43,6 +47,12 @@ def tarball(entries):
 UNIFIED = tarball([('metadata.yaml', b'architecture: x86_64\n'),
                    ('rootfs', None), ('rootfs/etc', None)])
 ROOTFS = tarball([('etc', None), ('etc/hostname', b'x\n'), ('bin', None)])
+# What LXD publishes of a container with a config drive (uncompressed).
+PUBLISHED = gzip.decompress(tarball([
+    ('metadata.yaml', b'architecture: x86_64\n'), ('rootfs', None),
+    ('rootfs/etc', None), ('rootfs/var/lib/cloud/seed/config_drive', None),
+    ('rootfs/var/lib/cloud/seed/config_drive/openstack/latest/'
+     'meta_data.json', b'{"admin_pass": "secret"}')]))
 
 
 class FakeLXD(object):
@@ -52,18 +62,22 @@ class FakeLXD(object):
         self.conf = mock.Mock(timeout=10)
         self.store = {}         # fingerprint -> LXD image dict
         self.aliases = {}       # alias -> fingerprint
+        self.descriptions = {}  # alias -> description
         self.uploads = []       # [[(form name, bytes)]]
         self.deleted = []
         self.lxd_instances = []
         self.calls = []
 
-    def image_alias_target(self, alias):
-        return self.aliases.get(alias)
+    def image_alias(self, alias):
+        if alias not in self.aliases:
+            return None
+        return {'name': alias, 'target': self.aliases[alias],
+                'description': self.descriptions.get(alias, '')}
 
     def image_exists(self, fingerprint):
         return fingerprint in self.store
 
-    def upload_image(self, parts, timeout):
+    def upload_image(self, parts):
         read = []
         for name, path in parts:
             with open(path, 'rb') as f:
@@ -79,6 +93,7 @@ class FakeLXD(object):
         if alias in self.aliases:
             return False
         self.aliases[alias] = fingerprint
+        self.descriptions[alias] = description
         self.store[fingerprint]['aliases'].append({'name': alias})
         return True
 
@@ -104,11 +119,13 @@ class FakeLXD(object):
 
     # The snapshot pipeline's requests, in the order they are made.
 
-    def snapshot(self, name, snapshot):
+    def snapshot(self, name, snapshot, expires_at):
         self.calls.append(('snapshot', name, snapshot))
+        self.expires_at = expires_at
 
-    def publish_snapshot(self, name, snapshot, properties):
-        self.calls.append(('publish_snapshot', name, snapshot, properties))
+    def publish_snapshot(self, name, snapshot, properties, alias):
+        self.calls.append(('publish_snapshot', name, snapshot, properties,
+                           alias))
         return 'cafe'
 
     def delete_snapshot(self, name, snapshot):
@@ -117,7 +134,7 @@ class FakeLXD(object):
     @contextlib.contextmanager
     def export_image(self, fingerprint):
         self.calls.append(('export_image', fingerprint))
-        yield mock.Mock(raw=io.BytesIO(b'unified tarball'))
+        yield mock.Mock(raw=io.BytesIO(PUBLISHED))
 
 
 class ImageCacheTestCase(test.NoDBTestCase):
@@ -126,11 +143,14 @@ class ImageCacheTestCase(test.NoDBTestCase):
         super().setUp()
         self.lxd = FakeLXD()
         self.spool = self.useFixture(fixtures.TempDir()).path
-        self.cache = imagecache.ImageCache(self.lxd, tmp_dir=self.spool)
+        self.cache = imagecache.ImageCache(self.lxd, download_dir=self.spool)
         self.glance = {}        # image id -> bytes
+        self.sizes = {}         # image id -> size Glance says, if not real
         self.downloads = []
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.download', self._download))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.get', self._get))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.image.glance.API.update', self._update))
         self.updated = []
@@ -140,6 +160,12 @@ class ImageCacheTestCase(test.NoDBTestCase):
         self.downloads.append(image_id)
         with open(dest_path, 'wb') as f:
             f.write(self.glance[image_id])
+
+    def _get(self, api, context, image_id):
+        data = self.glance[image_id]
+        return {'id': image_id, 'size': self.sizes.get(image_id, len(data)),
+                'os_hash_algo': 'sha512',
+                'os_hash_value': hashlib.sha512(data).hexdigest()}
 
     def _update(self, api, context, image_id, metadata, data=None):
         self.updated.append((image_id, metadata, data.read()))
@@ -222,7 +248,7 @@ class EnsureTest(ImageCacheTestCase):
     def test_upload_refused_because_another_process_imported_it(self):
         fingerprint = hashlib.sha256(UNIFIED).hexdigest()
 
-        def already_there(parts, timeout):
+        def already_there(parts):
             self.lxd.store[fingerprint] = {'fingerprint': fingerprint,
                                            'aliases': []}
             raise errors.LXDError(reason='Image with same fingerprint '
@@ -249,6 +275,110 @@ class EnsureTest(ImageCacheTestCase):
         self.assertRaises(exception.ImageUnacceptable, self.ensure,
                           self.image(UNIFIED, disk_format='qcow2'))
         self.assertEqual([], self.downloads)
+
+
+class GlanceHashTest(ImageCacheTestCase):
+    """A Glance id is cached together with Glance's hash of its bytes."""
+
+    ALIAS = 'nova-glance-' + uuids.image
+
+    def test_alias_records_the_hash_and_the_size(self):
+        self.ensure(self.image(UNIFIED))
+        self.assertEqual(
+            {'glance_image': 'busybox', 'size': 21, 'files': 3,
+             'glance_hash': 'sha512:' + hashlib.sha512(UNIFIED).hexdigest()},
+            json.loads(self.lxd.descriptions[self.ALIAS]))
+
+    def test_a_reused_id_is_imported_again(self):
+        first = self.ensure(self.image(UNIFIED))
+        # The id now names other bytes (deleted, then made again).
+        second = self.ensure(self.image(ROOTFS))
+        self.assertNotEqual(first, second)
+        self.assertEqual([uuids.image, uuids.image], self.downloads)
+        self.assertEqual(second, self.lxd.aliases[self.ALIAS])
+        # The old image stays for its containers, until prune.
+        self.assertIn(first, self.lxd.store)
+        self.assertEqual(second, self.ensure(self.image(ROOTFS)))
+        self.assertEqual(2, len(self.downloads))
+
+    def test_an_alias_without_a_record_is_made_again(self):
+        fingerprint = self.ensure(self.image(UNIFIED))
+        self.lxd.descriptions[self.ALIAS] = 'Glance image busybox'
+        self.assertEqual(fingerprint, self.ensure(self.image(UNIFIED)))
+        self.assertEqual(2, len(self.downloads))
+        self.assertEqual(1, len(self.lxd.uploads))     # LXD had the bytes
+        self.assertIsNotNone(imagecache.image_format.cache_record(
+            self.lxd.descriptions[self.ALIAS]))
+
+    def test_a_cached_image_too_large_for_the_flavor_is_refused(self):
+        self.ensure(self.image(UNIFIED))
+        self.flags(image_max_files=2, group='lxd')
+        e = self.assertRaises(exception.ImageUnacceptable, self.ensure,
+                              self.image(UNIFIED))
+        self.assertIn('it holds 3 files, more than 2', str(e))
+        self.assertEqual(1, len(self.downloads))
+
+
+class DownloadFolderTest(ImageCacheTestCase):
+
+    def test_downloads_go_to_their_own_folder_under_the_option(self):
+        folders = []
+
+        def download(api, context, image_id, dest_path=None,
+                     trusted_certs=None):
+            folders.append(os.path.dirname(dest_path))
+            self._download(api, context, image_id, dest_path=dest_path)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.image.glance.API.download', download))
+        self.flags(image_download_dir=os.path.join(self.spool, 'conf'),
+                   group='lxd')
+        cache = imagecache.ImageCache(self.lxd)
+        cache.ensure(None, self.image(UNIFIED), 'x86_64')
+        (folder,) = folders
+        self.assertEqual(os.path.join(self.spool, 'conf'),
+                         os.path.dirname(folder))
+        self.assertTrue(os.path.basename(folder).startswith(
+            'nova-lxd-image-'))
+        self.assertEqual([], os.listdir(os.path.join(self.spool, 'conf')))
+
+    def test_default_is_under_nova_state_path(self):
+        self.flags(state_path='/var/lib/nova')
+        self.assertEqual('/var/lib/nova/lxd-images',
+                         imagecache.ImageCache(self.lxd).download_dir)
+
+    def test_no_download_without_room_for_it(self):
+        free = os.statvfs(self.spool)
+        room = free.f_bavail * free.f_frsize
+        self.sizes[uuids.image] = room
+        e = self.assertRaises(
+            exception.ComputeResourcesUnavailable, self.ensure,
+            self.image(UNIFIED))
+        self.assertIn('not enough free space on this host to download '
+                      'image %s (%d bytes needed' % (
+                          uuids.image, room + imagecache.DOWNLOAD_RESERVE),
+                      str(e))
+        self.assertNotIn(self.spool, str(e))
+        self.assertEqual([], self.downloads)
+        self.assertEqual([], os.listdir(self.spool))
+
+    def test_stale_downloads_removed_live_ones_kept(self):
+        stale = os.path.join(self.spool, 'nova-lxd-image-stale')
+        live = os.path.join(self.spool, 'nova-lxd-image-live')
+        other = os.path.join(self.spool, 'operators')
+        for folder in (stale, live, other):
+            os.makedirs(folder)
+            with open(os.path.join(folder, 'image'), 'wb') as f:
+                f.write(b'x')
+        held = os.open(live, os.O_RDONLY)
+        self.addCleanup(os.close, held)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        self.cache.remove_stale_downloads()
+        self.assertEqual(['nova-lxd-image-live', 'operators'],
+                         sorted(os.listdir(self.spool)))
+
+    def test_stale_downloads_without_the_folder(self):
+        imagecache.ImageCache(self.lxd, os.path.join(
+            self.spool, 'missing')).remove_stale_downloads()
 
 
 class PruneTest(ImageCacheTestCase):
@@ -284,6 +414,17 @@ class PruneTest(ImageCacheTestCase):
         self.assertEqual([], self.cache.prune([], 3600))
         self.assertEqual([{'name': 'busybox'}],
                          self.lxd.store['shared']['aliases'])
+
+    def test_orphan_snapshot_images_go_after_a_day(self):
+        self.add('orphan', 'nova-snapshot-1')
+        self.add('mixed', 'nova-snapshot-2', 'operators')
+        self.add('fresh', 'nova-snapshot-3')
+        self.lxd.store['fresh']['uploaded_at'] = '2999-01-01T00:00:00Z'
+        self.cache._publishing.add('nova-snapshot-4')
+        self.add('exporting', 'nova-snapshot-4')
+        self.assertEqual(['orphan'], self.cache.prune([], 0))
+        self.assertEqual({'mixed', 'fresh', 'exporting'},
+                         set(self.lxd.store))
 
     def test_a_failed_delete_is_tried_again_next_time(self):
         self.add('a', 'nova-glance-1')
@@ -321,13 +462,20 @@ class SnapshotTest(ImageCacheTestCase):
         self.assertEqual([
             ('snapshot', name, snap),
             ('publish_snapshot', name, snap,
-             {'description': uuids.server}),
+             {'description': uuids.server},
+             {'name': snap,
+              'description': 'snapshot of instance ' + uuids.server}),
             ('delete_snapshot', name, snap),
             ('export_image', 'cafe')], self.lxd.calls)
         self.assertEqual(['cafe'], self.lxd.deleted)
-        self.assertEqual([(uuids.snap, {'disk_format': 'raw',
-                                        'container_format': 'bare'},
-                           b'unified tarball')], self.updated)
+        # What Glance got: the published tar without the config drive.
+        ((image_id, meta, data),) = self.updated
+        self.assertEqual((uuids.snap, {'disk_format': 'raw',
+                                       'container_format': 'bare'}),
+                         (image_id, meta))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            self.assertEqual(['metadata.yaml', 'rootfs', 'rootfs/etc'],
+                             tar.getnames())
         self.assertEqual([
             (task_states.IMAGE_PENDING_UPLOAD, None),
             (task_states.IMAGE_UPLOADING, task_states.IMAGE_PENDING_UPLOAD)],
@@ -344,6 +492,22 @@ class SnapshotTest(ImageCacheTestCase):
         self.assertRaises(errors.LXDError, self.snapshot)
         self.assertEqual('delete_snapshot', self.lxd.calls[-1][0])
         self.assertEqual([], self.updated)
+
+    def test_lxd_deletes_the_snapshot_itself_if_all_else_fails(self):
+        self.flags(snapshot_timeout=100, delete_timeout=30, group='lxd')
+        now = timeutils.utcnow(with_timezone=True)
+        self.snapshot()
+        expires = timeutils.parse_isotime(self.lxd.expires_at)
+        self.assertAlmostEqual(230, (expires - now).total_seconds(),
+                               delta=5)
+
+    def test_a_snapshot_lxd_cannot_delete_does_not_hide_the_failure(self):
+        self.lxd.publish_snapshot = mock.Mock(
+            side_effect=errors.LXDTimeout(reason='publish timed out'))
+        self.lxd.delete_snapshot = mock.Mock(
+            side_effect=errors.LXDError(reason='busy'))
+        e = self.assertRaises(errors.LXDTimeout, self.snapshot)
+        self.assertIn('publish timed out', str(e))
 
     def test_failed_upload_still_removes_the_lxd_image(self):
         self.useFixture(fixtures.MonkeyPatch(

@@ -84,6 +84,20 @@ class CheckTest(MigrationsTestCase):
         self.assertIn('another LXD member is not supported yet; resize '
                       'keeps it on lxd1', str(e.inner_exception))
 
+    def test_what_the_operator_does_not_allow_is_refused(self):
+        privileged = flavor('root', extra_specs={'lxd:privileged': 'true'})
+        e = self.assertRaises(exception.InstanceFaultRollback, self.check,
+                              privileged)
+        self.assertIn('[lxd] allow_privileged', str(e.inner_exception))
+        self.flags(allow_privileged=True, privileged_projects=['other'],
+                   group='lxd')
+        e = self.assertRaises(exception.InstanceFaultRollback, self.check,
+                              privileged)
+        self.assertIn('[lxd] privileged_projects', str(e.inner_exception))
+        self.flags(privileged_projects=[self.instance.project_id],
+                   group='lxd')
+        self.assertIsNone(self.check(privileged))
+
     def test_what_the_disks_cannot_follow_is_refused(self):
         self.instance.flavor = flavor(ephemeral_gb=2)
         for new in (flavor('swap', swap=512), flavor('less')):
@@ -99,13 +113,26 @@ class ApplyFlavorTest(MigrationsTestCase):
         self.migrations.apply_flavor(self.instance, bigger,
                                      {uuids.node: {'resources': {'VCPU': 2}}})
         self.lxd.update_instance.assert_called_once_with(
-            self.instance.name, container.resize_patch(FOUND, bigger))
+            self.instance.name, container.resize_patch(
+                FOUND, bigger, container.Gates(max_processes=4096)))
         self.lxd.replace_instance.assert_not_called()
+        self.lxd.change_state.assert_not_called()
         self.assertEqual([], self.gpus.claims)
         self.disks.apply_flavor.assert_called_once_with(self.instance,
                                                         bigger)
 
+    def test_away_from_privileged_drops_it_and_restarts(self):
+        found = self.lxd.instance.return_value
+        found['config']['security.privileged'] = 'true'
+        found['status'] = 'Running'
+        self.migrations.apply_flavor(self.instance, flavor(), {})
+        (_, patch), _ = self.lxd.update_instance.call_args
+        self.assertEqual('', patch['config']['security.privileged'])
+        self.lxd.change_state.assert_called_once_with(
+            self.instance.name, 'restart', force=True)
+
     def test_a_gpu_allocation_replaces_the_container_with_its_cards(self):
+        self.flags(allow_nvidia_runtime=True, group='lxd')
         bigger = flavor('gpu', extra_specs={'lxd:nvidia_runtime': 'true'})
         allocations = {uuids.gpu: {'resources': {'PGPU': 1}}}
         self.migrations.apply_flavor(self.instance, bigger, allocations)

@@ -69,6 +69,10 @@ class NicDeviceTest(test.NoDBTestCase):
              'nova-port-' + uuids.b: ('eth1', 'p2p')},
             {k: (d['name'], d['nictype']) for k, d in devices.items()})
         self.assertEqual({}, network.nic_devices(None, {}))
+        # cloud-init's network config names them the same.
+        self.assertEqual({uuids.a: 'eth0', uuids.b: 'eth1'},
+                         network.interface_names([{'id': uuids.a},
+                                                  {'id': uuids.b}]))
 
     def test_hot_plugged_port_takes_the_first_free_name(self):
         devices = {'root': {'type': 'disk', 'path': '/'},

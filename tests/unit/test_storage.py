@@ -24,10 +24,12 @@ def _instance(ephemeral_gb=0, swap=0, image_ref=uuids.image, node='lxd1'):
     return inst
 
 
-def _volume(volume_id, boot_index=None, mount='/dev/vdb'):
+def _volume(volume_id, boot_index=None, mount='/dev/vdb', encrypted=None):
+    data = {'volume_id': volume_id}
+    if encrypted is not None:
+        data['encrypted'] = encrypted
     return {'connection_info': {'driver_volume_type': 'iscsi',
-                                'serial': volume_id,
-                                'data': {'volume_id': volume_id}},
+                                'serial': volume_id, 'data': data},
             'mount_device': mount, 'boot_index': boot_index}
 
 
@@ -67,11 +69,82 @@ class CheckDisksTest(test.NoDBTestCase):
             self.assertIn('flavor m1 asks for 512 MiB of swap', str(e))
             self.assertIn('swap 0', str(e))
 
+    def test_encrypted_volume_at_boot_refused(self):
+        info = {'block_device_mapping': [
+            _volume(uuids.plain, boot_index=-1, encrypted=False),
+            _volume(uuids.luks, boot_index=-1, mount='/dev/vdc',
+                    encrypted=True)]}
+        e = self.assertRaises(exception.InvalidInput, storage.check_disks,
+                              _instance(), info)
+        self.assertIn('volume %s is encrypted' % uuids.luks, str(e))
+
+    def test_device_path_outside_dev_refused(self):
+        for bad in ('/dev/../../etc/x', '/dev/vdb/../x', 'vdb', '/tmp/vdb',
+                    '/dev/', '/dev/vd b', None):
+            info = {'block_device_mapping': [
+                _volume(uuids.vol, boot_index=-1, mount=bad)]}
+            e = self.assertRaises(exception.InvalidInput,
+                                  storage.check_disks, _instance(), info)
+            self.assertIn('no plain /dev/<name>', str(e))
+        for good in ('/dev/vdb', '/dev/sdc', '/dev/xvdaa', '/dev/vdb1'):
+            storage.check_device_path(good)
+
     def test_more_than_one_ephemeral_refused(self):
         info = {'ephemerals': [{'size': 1}, {'size': 1}]}
         e = self.assertRaises(exception.InvalidInput, storage.check_disks,
                               _instance(ephemeral_gb=2), info)
         self.assertIn('one ephemeral disk (at /mnt), not 2', str(e))
+
+
+class DeviceNamesTest(test.NoDBTestCase):
+    """The names of a server's disks are the driver's own."""
+
+    def bdm(self, name, boot_index=None, volume_id=None):
+        bdm = objects.BlockDeviceMapping(device_name=name,
+                                         boot_index=boot_index,
+                                         volume_id=volume_id)
+        bdm.save = mock.Mock()
+        return bdm
+
+    def test_a_boot_gets_vda_then_vdb_whatever_was_asked(self):
+        inst = _instance()
+        root = self.bdm('/dev/../../root', boot_index=0)
+        asked = self.bdm('/dev/../../../tmp/escape', boot_index=-1,
+                         volume_id=uuids.a)
+        unnamed = self.bdm(None, boot_index=-1, volume_id=uuids.b)
+        good = self.bdm('/dev/vdb', boot_index=-1, volume_id=uuids.c)
+        storage.name_devices(inst, [root, asked, unnamed, good])
+        self.assertEqual(['/dev/vda', '/dev/vdb', '/dev/vdc', '/dev/vdd'],
+                         [b.device_name for b in (root, asked, unnamed,
+                                                  good)])
+        self.assertEqual('/dev/vda', inst.root_device_name)
+        for bdm in (root, asked, unnamed, good):
+            bdm.save.assert_called_once_with()
+
+    def test_names_already_the_drivers_are_kept(self):
+        bdms = [self.bdm('/dev/vda', 0), self.bdm('/dev/vdb', -1)]
+        storage.name_devices(_instance(), bdms)
+        for bdm in bdms:
+            bdm.save.assert_not_called()
+
+    def test_attach_gets_the_first_free_name_not_the_asked_one(self):
+        bdms = [self.bdm('/dev/vda', 0), self.bdm('/dev/vdb', None, uuids.a),
+                self.bdm('/dev/sdc', None, uuids.b)]
+        new = self.bdm('/dev/../x', None, uuids.new)
+        self.assertEqual('/dev/vdc', storage.device_name_for(
+            _instance(), bdms, new))
+        bdms.append(self.bdm('/dev/vdc', None, uuids.c))
+        self.assertEqual('/dev/vdd', storage.device_name_for(
+            _instance(), bdms, new))
+
+    def test_the_operators_maximum_holds(self):
+        self.flags(max_disk_devices_to_attach=2, group='compute')
+        bdms = [self.bdm('/dev/vda', 0), self.bdm('/dev/vdb', None, uuids.a)]
+        self.assertRaises(exception.TooManyDiskDevices,
+                          storage.device_name_for, _instance(), bdms,
+                          self.bdm(None, None, uuids.new))
+        self.assertRaises(exception.TooManyDiskDevices, storage.name_devices,
+                          _instance(), bdms + [self.bdm(None, -1, uuids.b)])
 
 
 class CheckResizeTest(test.NoDBTestCase):
@@ -263,4 +336,30 @@ class DisksTest(test.NoDBTestCase):
         self.assertRaises(exception.InvalidInput, self.disks.attach,
                           _instance(), _volume(uuids.vol)['connection_info'],
                           '/dev/vdb', {'provider': 'luks'})
+        self.assertRaises(exception.InvalidInput, self.disks.attach,
+                          _instance(), _volume(uuids.vol, encrypted=True)[
+                              'connection_info'], '/dev/vdb', None)
+        self.assertRaises(exception.InvalidInput, self.disks.attach,
+                          _instance(), _volume(uuids.vol)['connection_info'],
+                          '/dev/../x', None)
         self.brick.connect_volume.assert_not_called()
+
+    def test_reconnect_refuses_encrypted_volumes_before_connecting(self):
+        info = {'block_device_mapping': [
+            _volume(uuids.plain), _volume(uuids.luks, mount='/dev/vdc',
+                                          encrypted=True)]}
+        self.assertRaises(exception.InvalidInput, self.disks.reconnect,
+                          _instance(), info)
+        self.brick.connect_volume.assert_not_called()
+        self.lxd.update_instance.assert_not_called()
+
+    def test_failed_reconnect_leaves_nothing_connected(self):
+        self.brick.connect_volume.side_effect = [
+            {'type': 'block', 'path': '/dev/sdx'}, OSError('no path')]
+        info = {'block_device_mapping': [
+            _volume(uuids.one), _volume(uuids.two, mount='/dev/vdc')]}
+        self.assertRaises(OSError, self.disks.reconnect, _instance(), info)
+        self.brick.disconnect_volume.assert_called_once_with(
+            {'volume_id': uuids.one}, None)
+        self.lxd.update_instance.assert_not_called()
+        self.lxd.delete_volume.assert_not_called()

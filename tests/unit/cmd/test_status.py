@@ -113,6 +113,10 @@ class VerdictTest(test.NoDBTestCase):
             'p', {'m1': created, 'm2': created}).code)
         dir_pool = status.pool_result(
             'p', {'m1': {'driver': 'dir', 'status': 'Created'}})
+        self.assertEqual(Code.FAILURE, dir_pool.code)
+        self.assertIn('[lxd] allow_dir_pool = True', dir_pool.details)
+        dir_pool = status.pool_result(
+            'p', {'m1': {'driver': 'dir', 'status': 'Created'}}, True)
         self.assertEqual(Code.WARNING, dir_pool.code)
         self.assertIn('does not enforce', dir_pool.details)
         missing = status.pool_result('p', {'m1': created, 'm2': None})

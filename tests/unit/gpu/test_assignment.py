@@ -325,6 +325,11 @@ class ExhaustionTest(testtools.TestCase):
                      H200_PROVIDER, '1 free', 'jupyter (0000:18:00.0)',
                      'Placement and LXD disagree'):
             self.assertIn(part, text)
+        # What the tenant's fault says names no container and no member.
+        self.assertEqual(
+            '2 x PGPU of GPU model 10de:2335 asked, 1 free on the host: '
+            'cards Placement counted as free are held by other containers; '
+            'nova-compute\'s log names them', e.tenant_message)
 
     def test_unknown_provider(self):
         e = self.assertRaises(
@@ -440,6 +445,11 @@ class MigTest(testtools.TestCase):
         self.assertEqual(3, len({d['mig.uuid'] for d in devices}))
 
 
+def nvidia_config(specs, extensions, mig=False, allow_runtime=True):
+    return assignment.nvidia_config(specs, extensions, mig=mig,
+                                    allow_runtime=allow_runtime)
+
+
 class NvidiaConfigTest(testtools.TestCase):
     FULL = LXDSpecs(nvidia_runtime=True,
                     nvidia_driver_capabilities='compute,utility,video',
@@ -450,35 +460,50 @@ class NvidiaConfigTest(testtools.TestCase):
                           'nvidia.driver.capabilities':
                               'compute,utility,video',
                           'nvidia.require.cuda': 'cuda>=12.0'},
-                         assignment.nvidia_config(self.FULL, LXD_5_0))
+                         nvidia_config(self.FULL, LXD_5_0))
 
     def test_nothing_asked(self):
-        self.assertEqual({}, assignment.nvidia_config(LXDSpecs(), LXD_5_0))
+        self.assertEqual({}, nvidia_config(LXDSpecs(), LXD_5_0))
 
     def test_cdi_injects_the_libraries(self):
-        self.assertEqual({}, assignment.nvidia_config(self.FULL, LXD_CDI))
-        self.assertEqual({}, assignment.nvidia_config(self.FULL, LXD_6_10,
-                                                      mig=True))
+        self.assertEqual({}, nvidia_config(self.FULL, LXD_CDI))
+        self.assertEqual({}, nvidia_config(self.FULL, LXD_6_10, mig=True))
 
     def test_mig_needs_runtime_before_mig_cdi(self):
         self.assertEqual({'nvidia.runtime': 'true'},
-                         assignment.nvidia_config(LXDSpecs(), LXD_5_0,
-                                                  mig=True))
+                         nvidia_config(LXDSpecs(), LXD_5_0, mig=True))
         self.assertEqual({'nvidia.runtime': 'true'},
-                         assignment.nvidia_config(LXDSpecs(), LXD_CDI,
-                                                  mig=True))
+                         nvidia_config(LXDSpecs(), LXD_CDI, mig=True))
 
     def test_refused_not_dropped(self):
         e = self.assertRaises(assignment.UnsupportedByLXD,
-                              assignment.nvidia_config, self.FULL,
+                              nvidia_config, self.FULL,
                               ['gpu_devices', 'nvidia_runtime'])
         self.assertIn('nvidia_runtime_config', str(e))
         self.assertRaises(assignment.UnsupportedByLXD,
-                          assignment.nvidia_config,
+                          nvidia_config,
                           LXDSpecs(nvidia_runtime=True), ['gpu_devices'])
 
+    def test_the_runtime_needs_the_operator_mig_forces_nothing(self):
+        e = self.assertRaises(assignment.GPUAssignmentError, nvidia_config,
+                              LXDSpecs(), LXD_5_0, mig=True,
+                              allow_runtime=False)
+        self.assertIn('a MIG slice on LXD without gpu_mig_cdi needs '
+                      'NVIDIA\'s hook (nvidia.runtime)', str(e))
+        self.assertIn('[lxd] allow_nvidia_runtime = False', str(e))
+        for extensions in (LXD_5_0, LXD_CDI):
+            e = self.assertRaises(assignment.GPUAssignmentError,
+                                  nvidia_config, self.FULL, extensions,
+                                  allow_runtime=False)
+            self.assertIn('lxd:nvidia_runtime', str(e))
+        # Nothing asked, nothing forced: no switch needed.
+        self.assertEqual({}, nvidia_config(LXDSpecs(), LXD_5_0,
+                                           allow_runtime=False))
+        self.assertEqual({}, nvidia_config(LXDSpecs(), LXD_6_10, mig=True,
+                                           allow_runtime=False))
+
     def test_profile_names(self):
-        config = assignment.nvidia_config(self.FULL, LXD_5_0)
+        config = nvidia_config(self.FULL, LXD_5_0)
         name = assignment.profile_name(config)
         self.assertRegex(name, r'^nova-gpu-[0-9a-f]{12}$')
         self.assertTrue(constants.is_gpu_profile(name))

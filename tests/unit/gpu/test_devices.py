@@ -157,12 +157,22 @@ class ClaimTest(GPUsTestCase):
             self.assertEqual({}, part.devices)
 
     def test_nvidia_libraries_come_from_a_shared_profile(self):
+        self.flags(allow_nvidia_runtime=True, group='lxd')
         specs = LXDSpecs(nvidia_runtime=True)
         with self.gpus.claimed(self.instance(), specs,
                                self.allocations()) as part:
             (profile,) = self.lxd.profiles
             self.assertEqual((profile['name'],), part.profiles)
             self.assertEqual({'nvidia.runtime': 'true'}, profile['config'])
+
+    def test_nvidia_libraries_need_the_operator(self):
+        claim = self.gpus.claimed(self.instance(),
+                                  LXDSpecs(nvidia_runtime=True),
+                                  self.allocations())
+        e = self.assertRaises(assignment.GPUAssignmentError,
+                              claim.__enter__)
+        self.assertIn('[lxd] allow_nvidia_runtime = False', str(e))
+        self.assertEqual([], self.lxd.profiles)
 
     def test_member_not_known_before_its_first_resource_update(self):
         gpus = devices.GPUs(self.lxd, options.DEFAULT, 'lxd1')

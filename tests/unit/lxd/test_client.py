@@ -1,44 +1,54 @@
 """The LXD door's own rules, with pylxd faked."""
 
+import os
 from unittest import mock
 
+import fixtures
+from nova import exception
 from nova import test
 from pylxd import exceptions as pylxd_exc
 import requests
 
 from nova_lxd.lxd import client
 from nova_lxd.lxd import errors
+from tests import certs
 
 
-class ChangeStateTest(test.NoDBTestCase):
+class BusyTest(test.NoDBTestCase):
+    """LXD still holds an instance's operation lock: asked again."""
 
     def setUp(self):
         super().setUp()
         self.lxd = object.__new__(client.LXD)
-        self.lxd.conf = mock.Mock(timeout=10)
+        self.lxd.conf = mock.Mock(timeout=10, delete_timeout=30)
         self.lxd._client = mock.MagicMock()
-        self.lxd._run = mock.Mock()
+        self.lxd._run_once = mock.Mock()
         self.sleep = self.useFixture(test.fixtures.MockPatch(
             'time.sleep')).mock
 
-    def test_waits_while_lxd_still_holds_the_instance_lock(self):
+    def test_state_changes_and_deletes_wait_for_the_lock(self):
         busy = errors.LXDError(
             reason='Instance is busy running a "update" operation')
-        self.lxd._run.side_effect = [busy, busy, None]
-        self.lxd.change_state('c1', 'stop', force=True)
-        self.assertEqual(3, self.lxd._run.call_count)
+        for call in (lambda: self.lxd.change_state('c1', 'stop', force=True),
+                     lambda: self.lxd.delete_instance('c1'),
+                     lambda: self.lxd.delete_snapshot('c1', 's1')):
+            self.lxd._run_once.reset_mock()
+            self.lxd._run_once.side_effect = [busy, busy, None]
+            call()
+            self.assertEqual(3, self.lxd._run_once.call_count)
 
     def test_other_errors_and_lasting_busy_are_raised(self):
-        self.lxd._run.side_effect = errors.LXDError(reason='no such thing')
+        self.lxd._run_once.side_effect = errors.LXDError(
+            reason='no such thing')
         self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
                           'start')
-        self.assertEqual(1, self.lxd._run.call_count)
-        self.lxd._run.reset_mock()
-        self.lxd._run.side_effect = errors.LXDError(
+        self.assertEqual(1, self.lxd._run_once.call_count)
+        self.lxd._run_once.reset_mock()
+        self.lxd._run_once.side_effect = errors.LXDError(
             reason='Instance is busy running a "start" operation')
-        self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
-                          'stop')
-        self.assertEqual(client.BUSY_RETRIES + 1, self.lxd._run.call_count)
+        self.assertRaises(errors.LXDError, self.lxd.delete_instance, 'c1')
+        self.assertEqual(client.BUSY_RETRIES + 1,
+                         self.lxd._run_once.call_count)
 
 
 class DeleteOwnedTest(test.NoDBTestCase):
@@ -90,7 +100,9 @@ class RequestTest(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.lxd = object.__new__(client.LXD)
-        self.lxd.conf = mock.Mock(timeout=10)
+        self.lxd.conf = mock.Mock(timeout=10, create_timeout=300,
+                                  snapshot_timeout=900)
+        self.lxd.info = {'environment': {'server_clustered': False}}
         self.lxd.endpoint = 'https://lxd.example:8443'
         self.lxd._client = mock.MagicMock()
         self.api = self.lxd._client.api
@@ -126,10 +138,46 @@ class RequestTest(test.NoDBTestCase):
             200, {'metadata': {'status_code': 400, 'status': 'Failure',
                                'err': 'bad image'}})
         e = self.assertRaises(errors.LXDError, self.lxd.publish_snapshot,
-                              'c1', 's1', {})
+                              'c1', 's1', {}, {'name': 'a'})
         self.assertEqual('LXD: bad image', str(e))
         self.api.operations['op1'].wait.get.assert_called_once_with(
-            params={'timeout': 10}, timeout=20)
+            params={'timeout': 900}, timeout=910)
+
+    def async_answer(self, *states):
+        self.api.instances.post.return_value = self.response(202, {
+            'type': 'async', 'operation': '/1.0/operations/op1?project=p'})
+        self.api.operations['op1'].wait.get.side_effect = [
+            self.response(200, {'metadata': state}) for state in states]
+
+    def test_each_kind_of_operation_has_its_timeout(self):
+        self.async_answer({'status_code': 200, 'metadata': None})
+        self.lxd.create_instance({'name': 'c1'}, 'm1')
+        self.api.operations['op1'].wait.get.assert_called_once_with(
+            params={'timeout': 300}, timeout=310)
+
+    RUNNING = {'status_code': 103, 'status': 'Running',
+               'description': 'Creating instance'}
+
+    def test_past_its_timeout_an_operation_lxd_cannot_cancel_goes_on(self):
+        self.async_answer(dict(self.RUNNING, may_cancel=False))
+        e = self.assertRaises(errors.LXDTimeout, self.lxd.create_instance,
+                              {'name': 'c1'}, 'm1')
+        self.assertEqual('LXD: Creating instance (operation op1) did not '
+                         'finish within 300s; LXD goes on with it', str(e))
+        self.api.operations['op1'].delete.assert_not_called()
+
+    def test_past_its_timeout_an_operation_is_cancelled_where_it_can(self):
+        self.async_answer(dict(self.RUNNING, may_cancel=True),
+                          {'status_code': 401, 'status': 'Cancelled'})
+        e = self.assertRaises(errors.LXDTimeout, self.lxd.create_instance,
+                              {'name': 'c1'}, 'm1')
+        self.assertIn('did not finish within 300s; cancelled', str(e))
+        self.api.operations['op1'].delete.assert_called_once_with()
+
+    def test_an_operation_that_ends_while_cancelled_is_what_it_is(self):
+        self.async_answer(dict(self.RUNNING, may_cancel=True),
+                          {'status_code': 200, 'metadata': {'x': 1}})
+        self.lxd.create_instance({'name': 'c1'}, 'm1')
 
     def test_an_alias_that_exists_is_no_error(self):
         self.api.images.aliases.post.side_effect = pylxd_exc.Conflict(
@@ -145,13 +193,14 @@ class RequestTest(test.NoDBTestCase):
             'name': 'nova-glance-1', 'target': 'f00d',
             'description': 'Glance image 1'})
 
-    def test_image_alias_target(self):
+    def test_image_alias(self):
+        alias = {'name': 'a', 'target': 'f00d', 'description': 'd'}
         self.api.images.aliases['a'].get.return_value = self.response(
-            200, {'type': 'sync', 'metadata': {'target': 'f00d'}})
-        self.assertEqual('f00d', self.lxd.image_alias_target('a'))
+            200, {'type': 'sync', 'metadata': alias})
+        self.assertEqual(alias, self.lxd.image_alias('a'))
         self.api.images.aliases['b'].get.side_effect = pylxd_exc.NotFound(
             self.response(404, {'error': 'not found'}))
-        self.assertIsNone(self.lxd.image_alias_target('b'))
+        self.assertIsNone(self.lxd.image_alias('b'))
 
 
 class ConsoleLogTest(RequestTest):
@@ -197,3 +246,38 @@ class ConsoleLogTest(RequestTest):
             .iter_content.side_effect = requests.ConnectionError('reset')
         e = self.assertRaises(errors.LXDError, self.lxd.console_log, 'c1', 6)
         self.assertIn('console log of c1: reset', str(e))
+
+
+class HTTPSOptionsTest(test.NoDBTestCase):
+    """The client key's mode and [lxd] insecure, before any request."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.cert, self.key = certs.write_self_signed(self.tmp, 'nova')
+        self.conf = mock.Mock(endpoint='https://lxd:8443',
+                              client_cert=self.cert, client_key=self.key,
+                              server_cert=self.cert, insecure=False)
+
+    def test_key_only_its_owner_and_group_read(self):
+        for mode in (0o600, 0o400, 0o640):
+            os.chmod(self.key, mode)
+            client._https_session(self.conf)
+
+    def test_key_others_can_read_is_refused(self):
+        for mode in (0o644, 0o604, 0o666):
+            os.chmod(self.key, mode)
+            e = self.assertRaises(exception.InvalidConfiguration,
+                                  client._https_session, self.conf)
+            self.assertIn('[lxd] client_key %s' % self.key, str(e))
+            self.assertIn('mode %04o' % mode, str(e))
+            self.assertIn('chmod 600 %s' % self.key, str(e))
+
+    def test_insecure_is_said_in_the_log(self):
+        log = self.useFixture(fixtures.FakeLogger())
+        client._https_session(self.conf)
+        self.assertNotIn('insecure', log.output)
+        self.conf.insecure = True
+        client._https_session(self.conf)
+        self.assertIn('[lxd] insecure = True: the certificate of LXD at '
+                      'https://lxd:8443 is not verified', log.output)
