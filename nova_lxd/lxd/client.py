@@ -552,8 +552,8 @@ class LXD(object):
         except (OSError, websocket.WebSocketException) as e:
             for ws in sockets:
                 ws.abort()
-            raise errors.LXDError(
-                reason='cannot attach to the console of %s: %s' % (name, e))
+            raise _logged(errors.LXDError(
+                reason='cannot attach to the console of %s: %s' % (name, e)))
         return Console(*sockets)
 
     def _websocket(self, path):

@@ -75,7 +75,8 @@ def pinned_socket(host, port, client_cert, client_key, server_cert,
                   insecure=False, timeout=None):
     """A TLS socket to one LXD endpoint, pinned like ``https_session``.
 
-    For what requests cannot carry: LXD's websockets.
+    For what requests cannot carry: LXD's websockets. Another
+    certificate than ``server_cert`` (unless ``insecure``): ConnectionError.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # The pin below replaces CA and host name checks.
@@ -89,8 +90,9 @@ def pinned_socket(host, port, client_cert, client_key, server_cert,
             found = hashlib.sha256(sock.getpeercert(binary_form=True))
             if not hmac.compare_digest(found.hexdigest(),
                                        certificate_fingerprint(server_cert)):
-                raise ssl.SSLError('%s:%s presented a certificate other '
-                                   'than %s' % (host, port, server_cert))
+                raise ConnectionError('%s:%s presented a certificate '
+                                      'other than %s'
+                                      % (host, port, server_cert))
         return sock
     except Exception:
         sock.close()
