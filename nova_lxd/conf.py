@@ -172,6 +172,13 @@ lxd_opts = [
              'this bounds its time, and the inodes each member spends on '
              'the image.'),
     cfg.IntOpt(
+        'move_timeout',
+        default=1800,
+        min=1,
+        help='Seconds an LXD cluster move may take: a cold migration or '
+             'resize to another member copies the container\'s root and '
+             'its ephemeral disk from member to member.'),
+    cfg.IntOpt(
         'timeout',
         default=60,
         min=1,

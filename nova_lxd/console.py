@@ -25,6 +25,7 @@ from nova import exception
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
+from nova_lxd import container
 from nova_lxd.lxd import errors
 
 LOG = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class ConsoleLogs(object):
 
     def _read(self, instance):
         try:
-            return self.lxd.console_log(instance.name, self.per_container)
+            return self.lxd.console_log(container.name(instance),
+                                        self.per_container)
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 

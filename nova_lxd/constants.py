@@ -18,6 +18,14 @@ FLAVOR_KEY: Final = 'user.nova.flavor'
 # On a rescue container: the UUID of the instance it rescues.
 RESCUE_OF_KEY: Final = 'user.nova.rescue_of'
 
+# Nova's system metadata of an instance whose container is not named like
+# the instance: an evacuation rebuilt it while LXD still held the name for
+# the container of the lost member ("<instance name>-1", ...).
+CONTAINER_NAME_META: Final = 'lxd_container_name'
+# LXD's own name for the copy it makes while it moves an instance between
+# members (lxd-move-of-<uuid>): not the driver's, never adopted.
+LXD_MOVE_PREFIX: Final = 'lxd-move-of-'
+
 # Instance names: a rescue container is named after the one it rescues.
 RESCUE_SUFFIX: Final = '-rescue'
 

@@ -42,6 +42,7 @@ _VIF_QUOTAS = {
     'vif_outbound_average': 'limits.egress',
 }
 
+
 @dataclasses.dataclass(frozen=True)
 class Part:
     """What one room (disks, ports, GPUs, cloud-init) adds to a container.
@@ -56,9 +57,20 @@ class Part:
     profiles: tuple[str, ...] = ()
 
 
+def name(instance: 'objects.Instance') -> str:
+    """The name of an instance's container.
+
+    The instance's name, unless an evacuation had to give the container
+    another (Nova's system metadata keeps it).
+    """
+    return (instance.system_metadata.get(constants.CONTAINER_NAME_META) or
+            instance.name)
+
+
 def instance_uuid(lxd_instance: Body) -> str | None:
     """The Nova instance UUID of an LXD instance dict, None if not ours."""
-    return lxd_instance.get('config', {}).get(constants.INSTANCE_UUID_KEY)
+    return (lxd_instance.get('config') or {}).get(
+        constants.INSTANCE_UUID_KEY)
 
 
 def _quota(extra_specs: Mapping[str, str], key: str) -> int | None:
@@ -294,12 +306,16 @@ def instance_body(instance: 'objects.Instance', flavor: 'objects.Flavor',
         constants.INSTANCE_UUID_KEY: instance.uuid,
         constants.PROJECT_KEY: instance.project_id,
         constants.FLAVOR_KEY: flavor.name,
+        # Nova starts servers (resume_guests_state_on_host_boot), never
+        # LXD: a member back from a failure must not start a server that
+        # was evacuated meanwhile.
+        'boot.autostart': 'false',
     }
     config.update({k: v for k, v in flavor_config(
         flavor, specs, instance.project_id, gates).items() if v})
     devices = {'root': root_disk(flavor, pool, flavor.extra_specs)}
     return {
-        'name': instance.name,
+        'name': name(instance),
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         # No operator profile: the container is exactly what the driver
@@ -342,8 +358,11 @@ def _resized_config(found: Body, flavor: 'objects.Flavor',
 
 def resize_patch(found: Body, flavor: 'objects.Flavor',
                  gates: Gates) -> Body:
-    """The PATCH of ``found`` to ``flavor``: limits, security keys (within
-    what ``gates`` allow now), root size, disk I/O."""
+    """The PATCH of ``found`` to ``flavor``.
+
+    Limits, security keys (within what ``gates`` allow now), root size,
+    disk I/O.
+    """
     return {'config': _resized_config(found, flavor, gates),
             'devices': {'root': _resized_root(found, flavor)}}
 
@@ -360,8 +379,7 @@ def needs_restart(found: Body, config: Mapping[str, str]) -> bool:
 
 def resized(found: Body, flavor: 'objects.Flavor', gpus: Part,
             gates: Gates) -> Body:
-    """``found`` with ``flavor``'s limits, security keys and root disk, and
-    ``gpus``.
+    """``found`` with ``flavor``'s limits, keys, root disk and ``gpus``.
 
     ``gpus`` (a Part) replaces the driver's gpu devices and GPU profiles.
     For LXD's PUT (client.replace_instance), which removes what it lacks.
@@ -375,4 +393,51 @@ def resized(found: Body, flavor: 'objects.Flavor', gpus: Part,
     devices.update(gpus.devices)
     profiles = [p for p in found['profiles']
                 if not constants.is_gpu_profile(p)] + list(gpus.profiles)
+    return dict(found, config=config, devices=devices, profiles=profiles)
+
+
+# -- a move to another member ------------------------------------------
+
+
+def member_bound(device: str) -> bool:
+    """A device of the driver that only makes sense on its member.
+
+    GPUs name the member's cards, volumes its host's block devices, the
+    ephemeral disk its custom volume on the member: they are taken out
+    before a move and given again by the destination.
+    """
+    return (constants.is_gpu_device(device) or
+            device == constants.EPHEMERAL_DEVICE or
+            device.startswith(constants.VOLUME_DEVICE_PREFIX))
+
+
+def unbound(found: Body) -> Body:
+    """``found`` without its member-bound devices and GPU profiles."""
+    return dict(found,
+                devices={n: d for n, d in found['devices'].items()
+                         if not member_bound(n)},
+                profiles=[p for p in found['profiles']
+                          if not constants.is_gpu_profile(p)])
+
+
+def rehomed(found: Body, flavor: 'objects.Flavor',
+            parts: Iterable[Part]) -> Body:
+    """``found`` on its new member: ``flavor``'s limits and root, ``parts``.
+
+    ``parts`` (the ports, volumes, ephemeral disk and GPUs the new member
+    gives) replace the driver's ports and member-bound devices; for LXD's
+    PUT (client.replace_instance).
+    """
+    parts = list(parts)
+    config = dict(found['config'])
+    config.update(limits(flavor))
+    config[constants.FLAVOR_KEY] = flavor.name
+    devices = {n: d for n, d in found['devices'].items()
+               if not (member_bound(n) or
+                       n.startswith(constants.PORT_DEVICE_PREFIX))}
+    devices['root'] = _resized_root(found, flavor)
+    devices.update(_merged('device', [part.devices for part in parts]))
+    profiles = [p for p in found['profiles']
+                if not constants.is_gpu_profile(p)]
+    profiles += [p for part in parts for p in part.profiles]
     return dict(found, config=config, devices=devices, profiles=profiles)

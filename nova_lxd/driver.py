@@ -65,6 +65,8 @@ class LXDDriver(driver.ComputeDriver):
         supports_extend_volume=True,
         # Neutron ports through os-vif, live LXD nic add/remove.
         supports_attach_interface=True,
+        # Rebuilt from its image on another member (or moved, on ceph).
+        supports_evacuate=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -75,6 +77,8 @@ class LXDDriver(driver.ComputeDriver):
         self._reads = {}        # member name -> (resources, capacity)
         self._statuses = (0, {})   # (when, {container: power state})
         self._local_member = None   # the member of this host, if any
+        self._host = None           # this service's [DEFAULT] host
+        self._online = (0, {})      # (when, {member: LXD status})
         self.disks = None
         self.vifs = None
         self.gpus = None
@@ -93,6 +97,12 @@ class LXDDriver(driver.ComputeDriver):
         storage.check_pool(CONF.lxd.storage_pool,
                            self.lxd.pool(managed[0])['driver'],
                            CONF.lxd.allow_dir_pool)
+        self._host = host
+        # One service for several members: a cold migration stays on this
+        # host (and moves between its members).
+        self.capabilities = dict(self.capabilities,
+                                 supports_migrate_to_same_host=len(
+                                     managed) > 1)
         # Nova refuses to restart a service that never wrote its local
         # node identity (compute_id); ours are per member, but write it.
         nova.virt.node.get_local_node_uuid()
@@ -113,7 +123,7 @@ class LXDDriver(driver.ComputeDriver):
         self.vifs = network.VIFs(self.virtapi, self.lxd,
                                  self._local_member or host)
         self.migrations = migration.Migrations(self.lxd, self.disks,
-                                               self.gpus)
+                                               self.vifs, self.gpus)
         LOG.info('LXD %s (%s, LXD %s): managing member(s) %s',
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
@@ -131,13 +141,30 @@ class LXDDriver(driver.ComputeDriver):
     def get_host_ip_addr(self):
         return CONF.my_ip
 
+    def _member_online(self, nodename):
+        """Whether LXD calls a member online (asked once per 10 s)."""
+        taken, statuses = self._online
+        if time.monotonic() - taken >= STATUS_CACHE_SECONDS:
+            statuses = self.lxd.members()
+            self._online = (time.monotonic(), statuses)
+        return statuses.get(nodename) == members.ONLINE
+
     def _read(self, nodename, fresh=True):
-        """(LXD resources, capacity) of a member; or the last read."""
-        if fresh or nodename not in self._reads:
+        """(LXD resources, capacity) of a member; or the last read.
+
+        An offline member cannot be read: its last read stands (none at
+        all: zero capacity).
+        """
+        fresh = fresh or nodename not in self._reads
+        if fresh and not self._member_online(nodename):
+            LOG.warning('LXD member %s is not online: its node takes no new '
+                        'servers until it is back', nodename)
+            fresh = False
+        if fresh:
             resources = self.lxd.resources(nodename)
             self._reads[nodename] = (resources, node.member_capacity(
                 resources, self.lxd.pool_resources(nodename)))
-        return self._reads[nodename]
+        return self._reads.get(nodename) or (None, node.no_capacity())
 
     def get_available_resource(self, nodename):
         if nodename not in self._nodes:
@@ -151,6 +178,11 @@ class LXDDriver(driver.ComputeDriver):
         # The resource tracker reads get_available_resource just before;
         # reuse that read instead of asking LXD again.
         resources, capacity = self._read(nodename, fresh=False)
+        if not self._member_online(nodename):
+            # What it held stays allocated; nothing more is given.
+            provider_tree.update_inventory(nodename, node.reserved_all(
+                provider_tree.data(nodename).inventory))
+            return
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
         reserved = {
@@ -171,10 +203,13 @@ class LXDDriver(driver.ComputeDriver):
         The states are kept briefly, so that Nova's power-state sync (one
         list, then get_info per instance) costs one LXD request.
         """
-        ours = state.nova_containers(self.lxd.instances(), self._nodes,
+        listing = self.lxd.instances()
+        ours = state.nova_containers(listing, self._nodes,
                                      self.lxd.clustered)
-        self._statuses = (time.monotonic(),
-                          {name: power for name, (_, power) in ours.items()})
+        statuses = dict.fromkeys(state.unreachable(listing),
+                                 power_state.NOSTATE)
+        statuses.update((name, power) for name, (_, power) in ours.items())
+        self._statuses = (time.monotonic(), statuses)
         return ours
 
     def list_instances(self):
@@ -184,17 +219,39 @@ class LXDDriver(driver.ComputeDriver):
         return [uuid for uuid, _ in self._our_instances().values()]
 
     def get_info(self, instance, use_cache=True):
+        """The server's power state as LXD has it.
+
+        NOSTATE while its member is offline (Nova's power-state sync then
+        leaves the server as it is); SHUTDOWN when its container is gone
+        (the sync marks it SHUTOFF; a delete still works).
+        """
         # A rescued server is its rescue container.
-        name = (constants.rescue_name(instance.name)
-                if instance.vm_state == vm_states.RESCUED else instance.name)
+        name = container.name(instance)
+        if instance.vm_state == vm_states.RESCUED:
+            name = constants.rescue_name(name)
         taken, statuses = self._statuses
         if (use_cache and name in statuses and
                 time.monotonic() - taken < STATUS_CACHE_SECONDS):
             return hardware.InstanceInfo(state=statuses[name])
-        found = self.lxd.instance_state(name)
+        # From the listing: it answers for an offline member's containers
+        # too (without their config), where LXD would wait, then fail.
+        found = self.lxd.locate(name)
+        if found is not None and found.get('config') is None:
+            return hardware.InstanceInfo(state=power_state.NOSTATE)
         if found is None:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
+            LOG.warning('Container %s is gone from LXD', name,
+                        instance=instance)
+            return hardware.InstanceInfo(state=power_state.SHUTDOWN)
         return hardware.InstanceInfo(state=state.power_state_from(found))
+
+    def instance_exists(self, instance):
+        """Its container is on a member of this service.
+
+        From LXD's listing, which answers for an offline member's
+        containers too (an evacuation asks while its source is lost).
+        """
+        found = self.lxd.locate(container.name(instance))
+        return found is not None and found['location'] in self._nodes
 
     # -- lifecycle -----------------------------------------------------
 
@@ -204,6 +261,22 @@ class LXDDriver(driver.ComputeDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
+        # An evacuation spawns on its destination (migration.py).
+        with self.migrations.placed(context, instance) as evacuation:
+            if evacuation and self.migrations.adopt_shared(instance):
+                self.migrations.receive(instance, instance.flavor,
+                                        allocations, network_info,
+                                        block_device_info)
+                if power_on:
+                    self.power_on(context, instance, network_info)
+                return
+            self._spawn(context, instance, image_meta, injected_files,
+                        admin_password, allocations, network_info,
+                        block_device_info, power_on)
+
+    def _spawn(self, context, instance, image_meta, injected_files,
+               admin_password, allocations, network_info,
+               block_device_info, power_on):
         """Refuse what cannot be, make the disks, plug the ports, create.
 
         Each room (storage.Disks, network.VIFs, gpu.devices.GPUs,
@@ -251,6 +324,7 @@ class LXDDriver(driver.ComputeDriver):
         fingerprint = self.images.ensure(
             context, image_meta, self._member_arch(instance.node),
             instance.flavor.root_gb)
+        name = self.migrations.name_for_spawn(instance)
         try:
             # Cards are picked and taken (created) under the member's lock.
             with self.gpus.claimed(instance, specs, allocations) as gpus:
@@ -260,45 +334,76 @@ class LXDDriver(driver.ComputeDriver):
                     container.gates(CONF.lxd)), instance.node)
             for found, mode in files:
                 if found:
-                    self.lxd.push_files(instance.name, found, mode=mode)
+                    self.lxd.push_files(name, found, mode=mode)
             if power_on:
-                self.lxd.change_state(instance.name, 'start')
+                self.lxd.change_state(name, 'start')
         except Exception:
             with excutils.save_and_reraise_exception():
                 # Nothing of a failed spawn stays in LXD.
-                self._delete(instance)
+                try:
+                    self._delete(instance)
+                except errors.LXDError as e:
+                    LOG.error('The failed spawn\'s container %s could not '
+                              'be deleted (%s); deleting the server does',
+                              name, e, instance=instance)
+
+    def _manages(self, member):
+        return member in self._nodes or (
+            not self.lxd.clustered and member in state.STANDALONE_LOCATIONS)
 
     def _delete(self, instance):
         """Stop hard and delete its container; gone already is no error."""
-        self.lxd.delete_owned(instance.name, constants.INSTANCE_UUID_KEY,
-                              instance.uuid)
+        self.lxd.delete_owned(container.name(instance),
+                              constants.INSTANCE_UUID_KEY, instance.uuid)
 
     def _delete_rescue(self, instance):
-        self.lxd.delete_owned(constants.rescue_name(instance.name),
+        self.lxd.delete_owned(constants.rescue_name(container.name(instance)),
                               constants.RESCUE_OF_KEY, instance.uuid)
+
+    def _delete_everywhere(self, instance):
+        """Delete the instance's containers where LXD says they are.
+
+        Only on this service's members, unless Nova says the instance is
+        this service's: then on any member that is online (a move may
+        have stopped half-way). A server evacuated from here keeps its
+        new container on another member. The members whose containers
+        went (and the instance's own) are returned, for its disks.
+        """
+        ours = instance.host == self._host
+        cleaned = {instance.node} if ours else set()
+        for found in self.lxd.instances_of(instance.uuid):
+            member = found['location']
+            if not (ours or self._manages(member)):
+                LOG.info('Container %s on member %s is not this service\'s; '
+                         'left', found['name'], member, instance=instance)
+                continue
+            key = (constants.RESCUE_OF_KEY if constants.RESCUE_OF_KEY in
+                   found['config'] else constants.INSTANCE_UUID_KEY)
+            self.lxd.delete_owned(found['name'], key, instance.uuid)
+            cleaned.add(member)
+        return cleaned
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
         if instance.task_state == task_states.RESIZE_REVERTING:
-            # Nova destroys the resized guest before reverting; a resize
-            # here never leaves the member, so that container is the
-            # original, which finish_revert_migration sizes back.
+            # Nova destroys the resized guest before reverting: a resize on
+            # the member keeps its container, which finish_revert_migration
+            # sizes back; a move gives back this member's share.
+            self.migrations.release(context, instance, network_info,
+                                    block_device_info)
             return
-        self._delete_rescue(instance)
-        self._delete(instance)
-        self.serial.forget(instance)
-        self.console.forget(instance)
-        self.disks.remove(instance, block_device_info)
-        self.vifs.unplug(instance, network_info)
+        self.cleanup(context, instance, network_info, block_device_info,
+                     destroy_disks)
         self.gpus.remove_unused_profiles()
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
-        self._delete(instance)
+        members = self._delete_everywhere(instance)
         self.serial.forget(instance)
+        self.console.forget(instance)
         if destroy_disks:
-            self.disks.remove(instance, block_device_info)
+            self.disks.remove(instance, block_device_info, members)
         if destroy_vifs:
             self.vifs.unplug(instance, network_info)
 
@@ -306,7 +411,8 @@ class LXDDriver(driver.ComputeDriver):
         if action == 'start':
             self.console.before_start(instance)
         try:
-            self.lxd.change_state(instance.name, action, **kwargs)
+            self.lxd.change_state(container.name(instance), action,
+                                  **kwargs)
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 
@@ -322,7 +428,7 @@ class LXDDriver(driver.ComputeDriver):
         NVIDIA's hook).
         """
         try:
-            found = self.lxd.instance(instance.name)
+            found = self.lxd.instance(container.name(instance))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         problem = container.start_problem(found, instance.project_id,
@@ -396,7 +502,7 @@ class LXDDriver(driver.ComputeDriver):
         """
         self.power_off(instance, CONF.shutdown_timeout)
         try:
-            found = self.lxd.instance(instance.name)
+            found = self.lxd.instance(container.name(instance))
             pool = self.lxd.pool(instance.node,
                                  found['devices']['root']['pool'])
             root = rescue.root_path(instance, found, pool, CONF.lxd.project)
@@ -406,8 +512,8 @@ class LXDDriver(driver.ComputeDriver):
             self.lxd.create_instance(rescue.body(
                 instance, instance.flavor, found, fingerprint, pool['name'],
                 root, container.gates(CONF.lxd)), instance.node)
-            self.lxd.change_state(constants.rescue_name(instance.name),
-                                  'start')
+            self.lxd.change_state(
+                constants.rescue_name(container.name(instance)), 'start')
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
@@ -476,6 +582,9 @@ class LXDDriver(driver.ComputeDriver):
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
                       encryption=None):
+        if instance.host != self._host:
+            # An evacuation to here: the volume was on the lost host.
+            return
         self.disks.detach(instance, connection_info)
 
     def extend_volume(self, context, connection_info, instance,
@@ -489,18 +598,18 @@ class LXDDriver(driver.ComputeDriver):
 
     def get_serial_console(self, context, instance):
         """The instance's port for nova-serialproxy (serial_console)."""
-        container = (constants.rescue_name(instance.name)
-                     if instance.vm_state == vm_states.RESCUED
-                     else instance.name)
-        found = self.lxd.instance_state(container)
+        name = container.name(instance)
+        if instance.vm_state == vm_states.RESCUED:
+            name = constants.rescue_name(name)
+        found = self.lxd.instance_state(name)
         if found is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         if state.power_state_from(found) != power_state.RUNNING:
             raise exception.InstanceNotReady(instance_id=instance.uuid)
-        return self.serial.console(instance, container)
+        return self.serial.console(instance, name)
 
     def get_diagnostics(self, instance):
-        found = self.lxd.instance_state(instance.name)
+        found = self.lxd.instance_state(container.name(instance))
         if found is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return state.diagnostics(found)
@@ -533,31 +642,83 @@ class LXDDriver(driver.ComputeDriver):
     def snapshot(self, context, instance, image_id, update_task_state):
         self.images.snapshot(context, instance, image_id, update_task_state)
 
-    # -- resize ----------------------------------------------------------
+    # -- resize and migration ---------------------------------------------
 
     def migrate_disk_and_power_off(self, context, instance, dest,
                                    flavor, network_info,
                                    block_device_info=None,
                                    timeout=0, retry_interval=0):
-        self.migrations.check(context, instance, flavor)
-        # Same member: the container keeps running; finish_migration
-        # changes its limits live.
+        migration = self.migrations.check(
+            context, instance, flavor, network_info, block_device_info,
+            self._local_member, self._host)
+        if migration.dest_node == migration.source_node:
+            # Same member: the container keeps running; finish_migration
+            # changes its limits live.
+            return ''
+        running = self._running(instance)
+        self.power_off(instance, timeout)
+        try:
+            self.migrations.send(instance, migration.dest_node,
+                                 block_device_info)
+        except Exception as e:
+            if running:
+                self.power_on(context, instance, network_info)
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.MigrationError(reason=str(e)))
         return ''
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None, power_on=True,
                          share_info=None):
-        self.migrations.apply_flavor(instance, instance.flavor, allocations)
+        if migration.dest_node == migration.source_node:
+            self.migrations.apply_flavor(instance, instance.flavor,
+                                         allocations)
+        else:
+            self.migrations.receive(instance, instance.flavor, allocations,
+                                    network_info, block_device_info)
         if power_on:
             self.power_on(context, instance, network_info)
 
     def confirm_migration(self, context, migration, instance, network_info):
-        pass
+        if (migration.dest_node != migration.source_node and
+                migration.source_compute != migration.dest_compute):
+            # The ports' ends on the source host.
+            self.vifs.unplug(instance, network_info)
 
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
-        self.migrations.revert(context, instance)
+        allocations = self.migrations.allocations_here(
+            context, instance, migration, self._nodes.get(instance.node))
+        if migration.dest_node == migration.source_node:
+            self.migrations.revert(context, instance, allocations)
+        else:
+            self.migrations.receive(instance, instance.flavor, allocations,
+                                    network_info, block_device_info)
         if power_on:
             self.power_on(context, instance, network_info)
+
+    def instance_on_disk(self, instance):
+        """Whether an evacuation finds the server's root (pools on ceph)."""
+        member = next(m for m in self._nodes if self._member_online(m))
+        return (self.lxd.pool(member).get('driver') in
+                migration.REMOTE_POOL_DRIVERS)
+
+    # -- live migration: refused before anything changes -----------------
+
+    def check_can_live_migrate_destination(self, context, instance,
+                                           src_compute_info, dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        raise exception.MigrationPreCheckError(
+            reason=migration.NO_LIVE_MIGRATION)
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data, block_device_info=None):
+        raise exception.MigrationPreCheckError(
+            reason=migration.NO_LIVE_MIGRATION)
+
+    def cleanup_live_migration_destination_check(self, context,
+                                                 dest_check_data):
+        pass

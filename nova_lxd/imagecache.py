@@ -36,6 +36,7 @@ from nova import utils
 
 from nova_lxd import conf as lxd_conf  # noqa: F401 (registers [lxd])
 from nova_lxd import constants
+from nova_lxd import container
 from nova_lxd import image_format
 from nova_lxd.lxd import errors
 from nova_lxd import snapshot_image
@@ -361,7 +362,12 @@ class ImageCache(object):
         published more than the age, and at least SNAPSHOT_ORPHAN_AGE,
         ago. Returns the deleted fingerprints.
         """
-        in_use = set(in_use_fingerprints) | self._used_by_instances()
+        used = self._used_by_instances()
+        if used is None:
+            LOG.info('A member is offline: which images its containers use '
+                     'is not known; nothing is pruned until it is back')
+            return []
+        in_use = set(in_use_fingerprints) | used
         recent = time.monotonic() - max_unused_age_seconds
         in_use |= {fp for fp, when in self._ensured.items() if when > recent}
         now = timeutils.utcnow(with_timezone=True)
@@ -391,8 +397,15 @@ class ImageCache(object):
         return removed
 
     def _used_by_instances(self):
-        return {i['config'].get('volatile.base_image')
-                for i in self.lxd.instances()} - {None}
+        """Base images of every instance; None when some are unknown.
+
+        LXD lists an offline member's instances without their config.
+        """
+        found = self.lxd.instances()
+        if any(i.get('config') is None for i in found):
+            return None
+        return {i['config'].get('volatile.base_image') for i in found} - {
+            None}
 
     def _delete_alias(self, name):
         try:
@@ -415,22 +428,23 @@ class ImageCache(object):
         itself and prune removes the image LXD went on to publish.
         """
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        name = constants.SNAPSHOT_PREFIX + image_id
+        snapshot = constants.SNAPSHOT_PREFIX + image_id
+        name = container.name(instance)
         expires = timeutils.utcnow(with_timezone=True) + datetime.timedelta(
             seconds=2 * CONF.lxd.snapshot_timeout + CONF.lxd.delete_timeout)
         try:
-            self.lxd.snapshot(instance.name, name, expires.isoformat())
+            self.lxd.snapshot(name, snapshot, expires.isoformat())
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
-        self._publishing.add(name)
+        self._publishing.add(snapshot)
         try:
             try:
                 fingerprint = self.lxd.publish_snapshot(
-                    instance.name, name, {'description': instance.uuid},
-                    {'name': name, 'description':
+                    name, snapshot, {'description': instance.uuid},
+                    {'name': snapshot, 'description':
                      'snapshot of instance %s' % instance.uuid})
             finally:
-                self._delete_snapshot(instance, name, expires)
+                self._delete_snapshot(instance, name, snapshot, expires)
             try:
                 update_task_state(
                     task_state=task_states.IMAGE_UPLOADING,
@@ -443,13 +457,13 @@ class ImageCache(object):
             finally:
                 self.lxd.delete_image(fingerprint)
         finally:
-            self._publishing.discard(name)
+            self._publishing.discard(snapshot)
 
-    def _delete_snapshot(self, instance, name, expires):
+    def _delete_snapshot(self, instance, name, snapshot, expires):
         try:
-            self.lxd.delete_snapshot(instance.name, name)
+            self.lxd.delete_snapshot(name, snapshot)
         except errors.LXDError as e:
             # Not in the way of what went wrong before, if anything did.
             LOG.warning('LXD snapshot %s/%s not deleted (%s); LXD deletes '
-                        'it at %s', instance.name, name, e,
+                        'it at %s', name, snapshot, e,
                         expires.isoformat(), instance=instance)

@@ -190,7 +190,7 @@ class VIFs(object):
     def attach(self, instance, vif):
         """Plug a port and add its nic to the container, live."""
         try:
-            devices = self.lxd.instance(instance.name)['devices']
+            devices = self.lxd.instance(container.name(instance))['devices']
             self.check_member(instance, [vif])
             device = nic_device(vif, osvif_vif(vif), free_interface(devices),
                                 instance.flavor.extra_specs)
@@ -200,8 +200,8 @@ class VIFs(object):
                       instance=instance)
             raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid)
         try:
-            self.lxd.update_instance(
-                instance.name, {'devices': {device_name(vif): device}})
+            self.lxd.update_instance(container.name(instance), {
+                'devices': {device_name(vif): device}})
         except errors.LXDError as e:
             LOG.error('LXD refused the nic of port %s: %s', vif['id'], e,
                       instance=instance)
@@ -211,7 +211,8 @@ class VIFs(object):
     def detach(self, instance, vif):
         """Remove a port's nic from the container, live; then unplug."""
         try:
-            self.lxd.remove_device(instance.name, device_name(vif))
+            self.lxd.remove_device(container.name(instance),
+                                   device_name(vif))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         self.unplug(instance, [vif])

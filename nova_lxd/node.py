@@ -40,8 +40,24 @@ def member_capacity(resources: dict[str, Any],
     }
 
 
-def _cpu_info(resources: dict[str, Any], arch: str) -> str:
-    sockets = resources['cpu'].get('sockets') or [{}]
+def no_capacity() -> dict[str, Any]:
+    """The capacity of a member that was never read (offline since start)."""
+    return {'vcpus': 0, 'memory_mb': 0, 'memory_mb_used': 0, 'disk_gb': 0,
+            'disk_gb_used': 0, 'arch': fields.Architecture.from_host()}
+
+
+def reserved_all(inventory: dict[str, dict[str, Any]]
+                 ) -> dict[str, dict[str, Any]]:
+    """``inventory`` with every unit reserved: nothing new fits there.
+
+    For an offline member: what its servers hold stays allocated.
+    """
+    return {rc: dict(inv, reserved=inv['total'])
+            for rc, inv in inventory.items()}
+
+
+def _cpu_info(resources: dict[str, Any] | None, arch: str) -> str:
+    sockets = (resources or {}).get('cpu', {}).get('sockets') or [{}]
     first = sockets[0]
     cores = first.get('cores') or []
     threads = max((len(c.get('threads') or []) for c in cores), default=1)
@@ -56,7 +72,8 @@ def _cpu_info(resources: dict[str, Any], arch: str) -> str:
 
 
 def available_resource(nodename: str, node_uuid: str,
-                       resources: dict[str, Any], capacity: dict[str, Any],
+                       resources: dict[str, Any] | None,
+                       capacity: dict[str, Any],
                        version: int) -> dict[str, Any]:
     """The dict ComputeDriver.get_available_resource returns."""
     return {

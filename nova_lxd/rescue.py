@@ -142,7 +142,7 @@ def body(instance: 'objects.Instance', flavor: 'objects.Flavor',
         flavor, container.flavor_specs(flavor), gates))
     config.update(_id_map(found))
     return {
-        'name': constants.rescue_name(instance.name),
+        'name': constants.rescue_name(container.name(instance)),
         'type': 'container',
         'source': {'type': 'image', 'fingerprint': fingerprint},
         'profiles': [],

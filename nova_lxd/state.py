@@ -10,6 +10,7 @@ from oslo_utils import strutils
 from oslo_utils import timeutils
 from oslo_utils import units
 
+from nova_lxd import constants
 from nova_lxd import container
 
 # Diagnostics' "driver": Nova 34 admits only its in-tree drivers' names
@@ -57,9 +58,20 @@ def nova_containers(lxd_instances: Iterable[dict[str, Any]],
     found = {}
     for i in lxd_instances:
         uuid = container.instance_uuid(i)
-        if uuid and i.get('location', '') in here:
+        if (uuid and i.get('location', '') in here and
+                not i['name'].startswith(constants.LXD_MOVE_PREFIX)):
             found[i['name']] = (uuid, power_state_from(i))
     return found
+
+
+def unreachable(lxd_instances: Iterable[dict[str, Any]]) -> set[str]:
+    """Names of the instances of offline members in an instance listing.
+
+    LXD lists them without their config (and with status Error): what
+    they are and whether they run is not known until their member is
+    back.
+    """
+    return {i['name'] for i in lxd_instances if i.get('config') is None}
 
 
 def diagnostics(lxd_state: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,10 @@ driver does, and the block device it gives is passed into the container
 as an LXD ``unix-block`` device at a path the driver chooses (``/dev/vdb``,
 ``/dev/vdc``..., never a name the request or the image asked for: LXC
 follows ``..`` in that path on the host): the tenant gets the block device
-itself and formats and mounts it as on any Nova host. os-brick connects on the host nova-compute runs on, so
-volumes need nova-compute on the member itself (the default
-one-service-per-member layout, over the member's local socket).
+itself and formats and mounts it as on any Nova host. os-brick connects
+on the host nova-compute runs on, so volumes need nova-compute on the
+member itself (the default one-service-per-member layout, over the
+member's local socket).
 
 Swap is refused: a container uses its member's swap (LXD's
 ``limits.memory.swap`` only switches it on or off), so a flavor's swap
@@ -361,16 +362,26 @@ class Disks(object):
             with excutils.save_and_reraise_exception():
                 self._remove(instance, made)
 
-    def remove(self, instance, block_device_info):
+    def remove(self, instance, block_device_info, members=None):
         """Delete the ephemeral volume and disconnect the volumes.
 
         After the container is gone; what is already gone is no error.
+        ``members``: where the instance's ephemeral volume is deleted
+        (default: on its node).
         """
-        self._remove(instance, [None] + [
-            bdm['connection_info'] for bdm in
-            driver.block_device_info_get_mapping(block_device_info)])
+        self._remove(instance, [None] + self._connections(block_device_info),
+                     members)
 
-    def _remove(self, instance, made):
+    def disconnect(self, instance, block_device_info):
+        """Disconnect the instance's volumes on this host (they move)."""
+        self._remove(instance, self._connections(block_device_info))
+
+    @staticmethod
+    def _connections(block_device_info):
+        return [bdm['connection_info'] for bdm in
+                driver.block_device_info_get_mapping(block_device_info)]
+
+    def _remove(self, instance, made, members=None):
         # Volumes first: one that fails to disconnect is logged, and the
         # ephemeral volume still goes.
         for info in made:
@@ -381,9 +392,10 @@ class Disks(object):
                     LOG.exception('Disconnecting volume %s failed',
                                   volume_id(info), instance=instance)
         if None in made:
-            self.lxd.delete_volume(CONF.lxd.storage_pool,
-                                   ephemeral_volume_name(instance),
-                                   instance.node)
+            for member in [instance.node] if members is None else members:
+                self.lxd.delete_volume(CONF.lxd.storage_pool,
+                                       ephemeral_volume_name(instance),
+                                       member)
 
     def apply_flavor(self, instance, flavor):
         """Size (make, remove) the ephemeral disk as ``flavor`` asks.
@@ -395,7 +407,8 @@ class Disks(object):
         pool = CONF.lxd.storage_pool
         name = ephemeral_volume_name(instance)
         if not flavor.ephemeral_gb:
-            self.lxd.remove_device(instance.name, constants.EPHEMERAL_DEVICE)
+            self.lxd.remove_device(container.name(instance),
+                                   constants.EPHEMERAL_DEVICE)
             self.lxd.delete_volume(pool, name, instance.node)
             return
         size = ephemeral_volume(instance, flavor.ephemeral_gb)['config']
@@ -406,7 +419,7 @@ class Disks(object):
             self.lxd.create_volume(
                 pool, ephemeral_volume(instance, flavor.ephemeral_gb),
                 instance.node)
-            self.lxd.update_instance(instance.name, {'devices': {
+            self.lxd.update_instance(container.name(instance), {'devices': {
                 constants.EPHEMERAL_DEVICE: ephemeral_device(instance, pool)}})
         except errors.LXDError as e:
             LOG.warning('The ephemeral disk keeps its size, not %s: %s',
@@ -431,7 +444,8 @@ class Disks(object):
                 connected.append(info)
                 devices[volume_device_name(info)] = volume_device(
                     path, bdm['mount_device'])
-            self.lxd.update_instance(instance.name, {'devices': devices})
+            self.lxd.update_instance(container.name(instance),
+                                     {'devices': devices})
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._remove(instance, connected)
@@ -444,7 +458,7 @@ class Disks(object):
         check_device_path(mountpoint)
         path = connect(connection_info)
         try:
-            self.lxd.update_instance(instance.name, {'devices': {
+            self.lxd.update_instance(container.name(instance), {'devices': {
                 volume_device_name(connection_info):
                     volume_device(path, mountpoint)}})
         except Exception:
@@ -455,7 +469,7 @@ class Disks(object):
         """Take the volume out of the container, then disconnect it."""
         check_local(instance, self.local_member())
         try:
-            self.lxd.remove_device(instance.name,
+            self.lxd.remove_device(container.name(instance),
                                    volume_device_name(connection_info))
         except errors.LXDNotFound:
             LOG.warning('No container to take volume %s out of',

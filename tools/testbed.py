@@ -6,12 +6,14 @@ fail (never skip): tools/run-tests brings the test bed up first.
 
 import io
 import os
+import signal
 import subprocess
 import tarfile
 import time
 
 from oslo_utils import timeutils
 from oslo_utils import units
+import psutil
 from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
 import testtools
@@ -28,6 +30,24 @@ def _require(name):
             '"tools/lxd-testbed up && eval $(tools/lxd-testbed env)" as '
             'root, or tools/run-tests.' % name)
     return value
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _wait_gone(processes, timeout=30):
+    """Until each process has exited (a zombie has: it holds nothing)."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        while True:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError('process %d did not exit' % process.pid)
+            time.sleep(0.1)
 
 
 def delete_container(container):
@@ -202,3 +222,65 @@ class Testbed(object):
                                container, '--'] + list(command), env=env,
                               capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout, done.stderr
+
+    # -- failures: a member's daemon or host lost, and back ---------------
+
+    def daemon_pid(self, member):
+        """The pid of the member's LXD daemon (tools/lxd-testbed's file)."""
+        with open(self.lxd_dirs[member] + '.pid') as f:
+            return int(f.read().split()[0])
+
+    def kill_daemon(self, member):
+        """SIGKILL the member's LXD daemon; its containers keep running."""
+        pid = self.daemon_pid(member)
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone([psutil.Process(pid)])
+
+    def kill_member(self, member):
+        """The member's host is lost: its daemon and containers die.
+
+        Each container's ``[lxc monitor]`` and what runs under it get
+        SIGKILL, as a power cut would; LXD finds them stopped when its
+        daemon is back.
+        """
+        self.kill_daemon(member)
+        folder = os.path.join(self.lxd_dirs[member], 'containers') + ' '
+        for process in psutil.process_iter(['cmdline']):
+            cmdline = ' '.join(process.info['cmdline'] or ())
+            if not cmdline.startswith('[lxc monitor] ' + folder):
+                continue
+            doomed = process.children(recursive=True) + [process]
+            for each in doomed:
+                each.kill()
+            _wait_gone(doomed)
+
+    def member_status(self, member, via=None):
+        """LXD's word for a member (Online, Offline...), asked of ``via``."""
+        via = via or next(m for m in self.members if m != member)
+        return self.client(via).api.cluster.members[member].get().json()[
+            'metadata']['status']
+
+    def wait_member(self, member, status, timeout=120):
+        deadline = time.monotonic() + timeout
+        while self.member_status(member) != status:
+            if time.monotonic() > deadline:
+                raise testtools.TestCase.failureException(
+                    'LXD member %s not %s after %ds' % (
+                        member, status, timeout))
+            time.sleep(1)
+
+    def revive(self):
+        """Start what is not running (tools/lxd-testbed up) and wait."""
+        deadline = time.monotonic() + 180
+        while True:
+            done = subprocess.run(
+                [os.path.join(REPO, 'tools', 'lxd-testbed'), 'up'],
+                capture_output=True, text=True, timeout=600)
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise testtools.TestCase.failureException(
+                    'tools/lxd-testbed up failed:\n' + done.stderr[-2000:])
+            time.sleep(3)
+        for member in self.members:
+            self.wait_member(member, 'Online')

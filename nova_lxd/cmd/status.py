@@ -284,15 +284,15 @@ class Checks(upgradecheck.UpgradeCommands):
                 self.conf.lxd.members, self.conf.host, cluster)
         except exception.InvalidConfiguration as e:
             return Result(Code.FAILURE, str(e))
-        others = sorted(set(cluster) - set(self._managed))
-        offline = ['%s (%s)' % (m, cluster[m]) for m in others
-                   if cluster[m] != 'Online']
+        offline = ['%s (%s)' % (m, cluster[m]) for m in sorted(cluster)
+                   if cluster[m] != members.ONLINE]
         text = 'This service ([DEFAULT] host %s) manages %s as Nova ' \
             'compute node(s).' % (self.conf.host, ', '.join(self._managed))
         if offline:
-            return Result(Code.WARNING, text + ' Other members offline: %s; '
-                          'their nova-compute services cannot start.'
-                          % ', '.join(offline))
+            return Result(Code.WARNING, text + ' Members offline: %s; their '
+                          'nodes take no new servers and their servers\' '
+                          'power state is unknown until they are back '
+                          '(lxc cluster list).' % ', '.join(offline))
         return Result(Code.SUCCESS, text)
 
     def _check_project(self):

@@ -35,15 +35,17 @@ import requests
 from requests_toolbelt import multipart
 import websocket
 
+from nova_lxd import constants
 from nova_lxd.lxd import errors
 from nova_lxd.lxd import tls
 
 LOG = logging.getLogger(__name__)
 
-# "Instance is busy running a ... operation": retries, seconds apart.
-BUSY_RETRIES = 20
-BUSY_RETRY_SECONDS = 0.25
+# "Instance is busy running a ... operation": LXD's refusal while another
+# operation holds the instance; tried again this often, seconds apart.
 BUSY = 'is busy running'
+BUSY_RETRIES = 40
+BUSY_RETRY_SECONDS = 0.25
 # LXD's operation status codes: not finished yet (Created, Started,
 # Running, Cancelling, Pending).
 UNFINISHED = (100, 101, 103, 104, 105)
@@ -370,6 +372,45 @@ class LXD(object):
         self._run('put', self._client.api.instances[name].state,
                   json=body, wait=(timeout or 0) + self.conf.timeout)
 
+    def move_instance(self, name, member, timeout):
+        """Move a stopped instance to ``member``: LXD's cluster move.
+
+        Not live (LXD 5.0 takes ``live`` for true when it is left out,
+        which needs CRIU). The instance keeps its name and config; its
+        root goes through LXD's migration to the member's pool.
+        ``timeout``: how long the copy may take.
+        """
+        self._run('post', self._client.api.instances[name],
+                  json={'name': name, 'migration': True, 'live': False},
+                  params={'target': member}, wait=timeout)
+
+    def locate(self, name):
+        """{'name', 'location', 'status_code'...} of ``name``; None if none.
+
+        From the instance listing, which answers for instances of an
+        offline member too (with ``config`` None and status Error),
+        where ``GET /1.0/instances/<name>`` waits for that member.
+        """
+        found = self._get(self._client.api.instances, params={
+            'recursion': 1, 'filter': 'name eq %s' % name})
+        return found[0] if found else None
+
+    def instances_of(self, owner):
+        """The instances whose Nova keys name ``owner`` (a UUID): one request.
+
+        Its containers and rescue containers, with their location; an
+        offline member's are not known (LXD lists them without config).
+        """
+        return self._get(self._client.api.instances, params={
+            'recursion': 1,
+            'filter': ' or '.join('config.%s eq %s' % (key, owner) for key in (
+                constants.INSTANCE_UUID_KEY, constants.RESCUE_OF_KEY))})
+
+    def instance_names(self):
+        """Names of every instance of the project: one cheap request."""
+        return {parse.urlparse(url).path.rsplit('/', 1)[-1]
+                for url in self._get(self._client.api.instances)}
+
     def update_instance(self, name, patch):
         """PATCH the instance's config or devices (applied live)."""
         self._run('patch', self._client.api.instances[name], json=patch)
@@ -418,6 +459,45 @@ class LXD(object):
         except errors.LXDNotFound:
             return False
         return True
+
+    def volume_locations(self, pool, name):
+        """The members that have a custom volume ``name`` in ``pool``."""
+        return [v.get('location', '') for v in self._get(
+            self._client.api.storage_pools[pool].volumes,
+            params={'recursion': 1, 'filter': 'name eq %s' % name})
+            if v['type'] == 'custom']
+
+    def move_volume(self, pool, name, source, member, timeout):
+        """Move a custom volume of member ``source`` to ``member``.
+
+        As ``lxc storage volume move --target --destination-target`` does
+        it on LXD 5.0: ``source`` offers the volume as a migration,
+        ``member`` pulls it from there, then the source's copy is
+        deleted. ``timeout``: how long the copy may take.
+        """
+        volume = self._volumes(pool)[name]
+        found = self._get(volume, params=self._target(source))
+        offer = self._start('post', volume, params=self._target(source),
+                            json={'name': name, 'pool': pool,
+                                  'migration': True})
+        operation = parse.urlparse(offer['operation']).path
+        self._run('post', self._client.api.storage_pools[pool].volumes.custom,
+                  params=self._target(member), wait=timeout, json={
+                      'name': name, 'type': 'custom',
+                      'config': found['config'],
+                      'description': found.get('description', ''),
+                      'content_type': found.get('content_type',
+                                                'filesystem'),
+                      'source': {
+                          'type': 'migration', 'mode': 'pull',
+                          'name': name, 'pool': pool,
+                          'operation': self.member_urls()[source].rstrip(
+                              '/') + operation,
+                          'certificate': self.environment['certificate'],
+                          'secrets': offer['metadata']['metadata'],
+                          'volume_only': False}})
+        self._wait(offer, timeout)
+        self.delete_volume(pool, name, source)
 
     def ensure_profile(self, body):
         """Create an LXD profile unless one of that name exists."""
@@ -701,22 +781,29 @@ class LXD(object):
     def _run(self, method, node, wait=None, **kwargs):
         """A request that may start a background operation: wait for it.
 
-        ``wait``: seconds for the operation (default [lxd] timeout). "The
-        instance is busy running an operation" is tried again: LXD holds
-        an instance's operation lock a moment after the operation that
-        took it has answered.
+        LXD refuses an action on an instance while another operation
+        holds the instance's lock ("Instance is busy running a ...
+        operation"), and releases that lock a moment after the operation
+        that took it has answered: such a refusal is tried again, every
+        BUSY_RETRY_SECONDS, BUSY_RETRIES times. Nothing was done when LXD
+        answers so, whatever the request.
         """
         for attempt in range(BUSY_RETRIES, -1, -1):
             try:
-                return self._run_once(method, node, wait, **kwargs)
+                return self._wait(self._start(method, node, **kwargs),
+                                  wait)
             except errors.LXDError as e:
                 if not attempt or BUSY not in str(e):
                     raise
+                LOG.debug('LXD is busy (%s); trying again', e)
                 time.sleep(BUSY_RETRY_SECONDS)
 
-    def _run_once(self, method, node, wait, **kwargs):
-        response = self._request(method, node, **kwargs)
-        body = response.json()
+    def _start(self, method, node, **kwargs):
+        """Send a request; its body (an operation's when it is async)."""
+        return self._request(method, node, **kwargs).json()
+
+    def _wait(self, body, wait=None):
+        """The result of a request's body: its operation's, once done."""
         if body.get('type') != 'async':
             return body.get('metadata')
         wait = wait or self.conf.timeout

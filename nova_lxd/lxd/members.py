@@ -2,9 +2,16 @@
 
 import uuid
 
+from oslo_log import log as logging
+
 from nova_lxd.lxd import errors
 
+LOG = logging.getLogger(__name__)
+
 # Fixed namespace for node UUIDs; changing it renames every node.
+# A member's status when it answers (GET /1.0/cluster/members).
+ONLINE = 'Online'
+
 NODE_UUID_NAMESPACE = uuid.UUID('5b0c3e1e-5a8f-4c55-9d8e-6f1a8e0b7c11')
 
 
@@ -13,7 +20,8 @@ def managed_members(option, host, cluster):
 
     ``option`` is the option's list, ``host`` the service's host name,
     ``cluster`` {member name: LXD status}. Raises InvalidConfiguration when
-    a member is unknown or not online.
+    a member is unknown. A member that is not online is managed all the
+    same (with a warning): its node offers nothing new until it is back.
     """
     if option == ['*']:
         wanted = sorted(cluster)
@@ -29,11 +37,11 @@ def managed_members(option, host, cluster):
             'to some of them, or "*" for all.' % (
                 ', '.join(unknown), default, ', '.join(sorted(cluster))))
     offline = ['%s (%s)' % (m, cluster[m]) for m in wanted
-               if cluster[m] != 'Online']
+               if cluster[m] != ONLINE]
     if offline:
-        raise errors.bad_config(
-            'LXD member(s) %s not online; bring them back (lxc cluster list) '
-            'or leave them out of [lxd] members.' % ', '.join(offline))
+        LOG.warning('LXD member(s) %s not online (lxc cluster list): their '
+                    'nodes take no new servers until they are back',
+                    ', '.join(offline))
     return wanted
 
 

@@ -297,8 +297,10 @@ class LifecycleTest(base.ServersTestCase):
 
 
 class RescueInAProjectTest(base.ServersTestCase):
-    """Rescue where LXD names volumes <project>_<name>, as tools/cloud's
-    project does; the default project holds a container of the same name.
+    """Rescue where LXD names volumes <project>_<name>.
+
+    As in tools/cloud's project; the default project holds a container of
+    the same name.
     """
 
     def setUp(self):

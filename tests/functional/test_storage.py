@@ -17,8 +17,8 @@ import time
 import uuid
 
 import fixtures
-from nova import context
 import nova.conf
+from nova import context
 from nova import objects
 from nova.tests.fixtures import cinder as cinder_fixture
 from nova.volume import cinder

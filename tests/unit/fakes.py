@@ -7,6 +7,7 @@ constructed like the recordings).
 import types
 
 from nova.network import model
+from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import constants
@@ -34,9 +35,10 @@ class FakeLXD(object):
         self.lxd_instances = []
         self.other_projects = []
         self.states = {}
+        self.statuses = {'lxd1': 'Online', 'lxd2': 'Online'}
 
     def members(self):
-        return {'lxd1': 'Online', 'lxd2': 'Online'}
+        return dict(self.statuses)
 
     def resources(self, member):
         self.calls.append(('resources', member))
@@ -71,6 +73,23 @@ class FakeLXD(object):
     def delete_owned(self, name, key, owner):
         self.calls.append(('delete_owned', name, key, owner))
         return False
+
+    def instance_names(self):
+        self.calls.append(('instance_names',))
+        return {i['name'] for i in self.lxd_instances}
+
+    def locate(self, name):
+        self.calls.append(('locate', name))
+        if name in self.states:
+            return dict(self.states[name], name=name, location='lxd1',
+                        config={})
+        return next((i for i in self.lxd_instances if i['name'] == name),
+                    None)
+
+    def instances_of(self, owner):
+        self.calls.append(('instances_of', owner))
+        return [i for i in self.lxd_instances
+                if owner in (i.get('config') or {}).values()]
 
 
 def lxd_instance(name, member, uuid=None):
@@ -205,3 +224,17 @@ def fake_nvml(gpus, init_error=None, events=()):
     lib.nvmlDeviceRegisterEvents = lambda h, kinds, events: None
     lib.nvmlEventSetWait_v2 = wait
     return lib
+
+
+# -- Nova ------------------------------------------------------------
+
+
+def instance(**updates):
+    """A Nova instance as the compute manager hands it to the driver.
+
+    With its system metadata (where the driver keeps an evacuated
+    container's name) loaded.
+    """
+    updates.setdefault('system_metadata', {})
+    return fake_instance.fake_instance_obj(
+        None, expected_attrs=['system_metadata'], **updates)

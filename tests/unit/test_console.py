@@ -8,11 +8,11 @@ from unittest import mock
 
 from nova import exception
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import console
 from nova_lxd.lxd import errors
+from tests.unit import fakes
 
 RUNNING, STOPPED = False, True
 
@@ -23,8 +23,8 @@ class ConsoleLogsTest(test.NoDBTestCase):
         super().setUp()
         self.lxd = mock.Mock()
         self.logs = console.ConsoleLogs(self.lxd)
-        self.instance = fake_instance.fake_instance_obj(None,
-                                                        uuid=uuids.server)
+        self.instance = fakes.instance(
+            uuid=uuids.server)
 
     def reads(self, *answers):
         self.lxd.console_log.side_effect = list(answers)
@@ -90,7 +90,7 @@ class ConsoleLogsTest(test.NoDBTestCase):
 
     def test_bounded_in_total_least_recently_read_dropped(self):
         logs = console.ConsoleLogs(self.lxd, per_container=10, total=25)
-        one, two, three = (fake_instance.fake_instance_obj(None, id=i)
+        one, two, three = (fakes.instance(id=i)
                            for i in (1, 2, 3))
         self.reads((b'1' * 10, RUNNING), (b'2' * 10, RUNNING),
                    (b'', RUNNING), (b'3' * 10, RUNNING))

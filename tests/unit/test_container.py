@@ -21,7 +21,7 @@ def flavor(extra_specs=None, root_gb=5):
 
 def instance():
     inst = objects.Instance(uuid='c0ffee00-0000-4000-8000-000000000001',
-                            project_id='p1')
+                            project_id='p1', system_metadata={})
     inst.id = 42
     return inst
 

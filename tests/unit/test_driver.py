@@ -9,7 +9,6 @@ from nova.compute import provider_tree
 from nova import exception
 from nova import objects
 from nova import test
-from nova.tests.unit import fake_instance
 from nova.virt import driver as virt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
 
@@ -89,7 +88,7 @@ class DriverTest(DriverTestCase):
         self.driver.init_host('compute1')
 
     def test_the_driver_names_the_disks(self):
-        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one)
+        inst = fakes.instance(uuid=uuids.one)
         self.assertEqual('/dev/vda', self.driver.default_root_device_name(
             inst, None, None))
         bdm = objects.BlockDeviceMapping(device_name='/dev/../x',
@@ -149,7 +148,7 @@ class DriverTest(DriverTestCase):
         self.assertEqual([('instances',)] * 2, self.lxd.calls)
 
     def test_get_info(self):
-        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one)
+        inst = fakes.instance(uuid=uuids.one)
         self.lxd.states[inst.name] = {'status_code': 103}
         self.assertEqual(power_state.RUNNING,
                          self.driver.get_info(inst).state)
@@ -158,8 +157,7 @@ class DriverTest(DriverTestCase):
                          self.driver.get_info(inst).state)
 
     def test_get_info_after_a_listing_needs_no_request(self):
-        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
-                                               node='lxd1')
+        inst = fakes.instance(uuid=uuids.one, node='lxd1')
         self.lxd.lxd_instances = [
             fakes.lxd_instance(inst.name, 'lxd1', uuids.one)]
         self.driver.list_instances()
@@ -171,9 +169,20 @@ class DriverTest(DriverTestCase):
                          self.driver.get_info(inst, use_cache=False).state)
 
     def test_get_info_of_missing_container(self):
-        inst = fake_instance.fake_instance_obj(None, uuid=uuids.nine)
-        self.assertRaises(exception.InstanceNotFound, self.driver.get_info,
-                          inst)
+        # Deleted behind Nova's back: it is off (Nova's power-state sync
+        # marks it SHUTOFF).
+        inst = fakes.instance(uuid=uuids.nine)
+        for use_cache in (True, False):
+            self.assertEqual(power_state.SHUTDOWN, self.driver.get_info(
+                inst, use_cache=use_cache).state)
+
+    def test_offline_members_containers_have_no_state(self):
+        inst = fakes.instance(uuid=uuids.one, node='lxd1')
+        self.lxd.lxd_instances = [{'name': inst.name, 'location': 'lxd1',
+                                   'config': None, 'status_code': 112}]
+        self.assertEqual([], self.driver.list_instances())
+        self.assertEqual(power_state.NOSTATE,
+                         self.driver.get_info(inst).state)
 
     def gpu_spawn(self, allocations):
         """Spawn with the recorded RTX 2080 Ti + GTX 1080 Ti host as lxd1."""
@@ -192,9 +201,8 @@ class DriverTest(DriverTestCase):
         self.lxd.change_state = lambda name, action, **kw: None
         self.driver.images = fakes.FakeImages()
         self.no_cloud_init()
-        inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
-                                               node='lxd1',
-                                               image_ref=uuids.image)
+        inst = fakes.instance(uuid=uuids.one, node='lxd1',
+                              image_ref=uuids.image)
         inst.flavor = objects.Flavor(name='gpu', vcpus=1, memory_mb=256,
                                      root_gb=1, ephemeral_gb=0, swap=0,
                                      extra_specs={})
@@ -240,8 +248,7 @@ class ConsoleAndDiagnosticsTest(DriverTestCase):
 
     def setUp(self):
         super().setUp()
-        self.inst = fake_instance.fake_instance_obj(None, uuid=uuids.one,
-                                                    node='lxd1')
+        self.inst = fakes.instance(uuid=uuids.one, node='lxd1')
         self.steps = []
         self.lxd.change_state = lambda name, action, **kw: self.steps.append(
             (action, kw))
@@ -307,8 +314,9 @@ class NetworkHooksTest(DriverTestCase):
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock
         self.driver.vifs.local_member = 'lxd1'
-        self.inst = fake_instance.fake_instance_obj(
-            None, uuid=uuids.one, node='lxd1', image_ref=uuids.image)
+        self.inst = fakes.instance(
+            uuid=uuids.one, node='lxd1',
+            image_ref=uuids.image)
         self.inst.flavor = objects.Flavor(name='small', vcpus=1,
                                           memory_mb=256, root_gb=1,
                                           ephemeral_gb=0, swap=0,

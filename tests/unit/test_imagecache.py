@@ -19,12 +19,12 @@ import fixtures
 from nova.compute import task_states
 from nova import exception
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 from oslo_utils import timeutils
 
 from nova_lxd import imagecache
 from nova_lxd.lxd import errors
+from tests.unit import fakes
 
 NOW = '2026-11-28T12:00:00Z'
 LONG_AGO = '2026-01-01T00:00:00Z'
@@ -445,8 +445,8 @@ class SnapshotTest(ImageCacheTestCase):
 
     def setUp(self):
         super().setUp()
-        self.instance = fake_instance.fake_instance_obj(None,
-                                                        uuid=uuids.server)
+        self.instance = fakes.instance(
+            uuid=uuids.server)
         self.states = []
 
     def update_task_state(self, task_state, expected_state=None):

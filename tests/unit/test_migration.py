@@ -8,11 +8,11 @@ import fixtures
 from nova import exception
 from nova import objects
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import container
 from nova_lxd import migration
+from tests.unit import fakes
 
 FOUND = {
     'config': {'limits.cpu': '1', 'limits.memory': '256MiB'},
@@ -52,10 +52,12 @@ class MigrationsTestCase(test.NoDBTestCase):
         self.lxd.instance.return_value = copy.deepcopy(FOUND)
         self.disks = mock.Mock()
         self.gpus = FakeGPUs()
+        self.vifs = mock.Mock()
         self.migrations = migration.Migrations(self.lxd, self.disks,
-                                               self.gpus)
-        self.instance = fake_instance.fake_instance_obj(
-            None, uuid=uuids.server, node='lxd1', flavor=flavor())
+                                               self.vifs, self.gpus)
+        self.instance = fakes.instance(
+            uuid=uuids.server, node='lxd1',
+            flavor=flavor())
 
 
 class CheckTest(MigrationsTestCase):
@@ -67,22 +69,43 @@ class CheckTest(MigrationsTestCase):
         self.instance.migration_context = objects.MigrationContext(
             migration_id=7)
 
-    def check(self, new_flavor, source='lxd1', dest='lxd1'):
-        self.get.return_value = objects.Migration(source_node=source,
-                                                  dest_node=dest)
-        return self.migrations.check(None, self.instance, new_flavor)
+    def check(self, new_flavor, source='lxd1', dest='lxd1',
+              dest_compute='host1', network_info=None,
+              block_device_info=None):
+        self.get.return_value = objects.Migration(
+            source_node=source, dest_node=dest, source_compute='host1',
+            dest_compute=dest_compute)
+        return self.migrations.check(None, self.instance, new_flavor,
+                                     network_info, block_device_info,
+                                     'lxd1', 'host1')
 
     def test_a_resize_on_the_member(self):
-        self.assertIsNone(self.check(flavor('bigger', vcpus=2)))
+        self.assertEqual('lxd1', self.check(flavor('bigger', vcpus=2))
+                         .dest_node)
         self.get.assert_called_once_with(None, 7, uuids.server)
 
-    def test_another_member_is_refused_and_rolled_back(self):
-        e = self.assertRaises(exception.InstanceFaultRollback, self.check,
-                              flavor('bigger', vcpus=2), dest='lxd2')
-        self.assertIsInstance(e.inner_exception,
-                              exception.MigrationPreCheckError)
-        self.assertIn('another LXD member is not supported yet; resize '
-                      'keeps it on lxd1', str(e.inner_exception))
+    def test_another_member(self):
+        self.assertEqual('lxd2', self.check(flavor(), dest='lxd2')
+                         .dest_node)
+
+    def test_wired_servers_stay_with_the_hosts_member(self):
+        # One nova-compute for lxd1 and lxd2, on lxd1's host.
+        for ports, volumes, what in (
+                ([fakes.vif()], None, 'Neutron ports'),
+                (None, {'block_device_mapping': [{}]}, 'Cinder volumes')):
+            e = self.assertRaises(
+                exception.InstanceFaultRollback, self.check, flavor(),
+                dest='lxd2', dest_compute='host1', network_info=ports,
+                block_device_info=volumes)
+            self.assertIsInstance(e.inner_exception,
+                                  exception.MigrationPreCheckError)
+            self.assertIn('the server has %s' % what,
+                          str(e.inner_exception))
+            self.assertIn('run a nova-compute on each member',
+                          str(e.inner_exception))
+        # A nova-compute of its own on lxd2 plugs and connects there.
+        self.check(flavor(), dest='lxd2', dest_compute='host2',
+                   network_info=[fakes.vif()])
 
     def test_what_the_operator_does_not_allow_is_refused(self):
         privileged = flavor('root', extra_specs={'lxd:privileged': 'true'})
@@ -96,7 +119,7 @@ class CheckTest(MigrationsTestCase):
         self.assertIn('[lxd] privileged_projects', str(e.inner_exception))
         self.flags(privileged_projects=[self.instance.project_id],
                    group='lxd')
-        self.assertIsNone(self.check(privileged))
+        self.check(privileged)      # allowed now: no rollback
 
     def test_what_the_disks_cannot_follow_is_refused(self):
         self.instance.flavor = flavor(ephemeral_gb=2)

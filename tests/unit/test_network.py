@@ -7,7 +7,6 @@ from unittest import mock
 from nova import exception
 from nova import objects
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import network
@@ -128,8 +127,8 @@ class PluggedTest(test.NoDBTestCase):
             'os_vif.plug')).mock
         self.unplug = self.useFixture(test.fixtures.MockPatch(
             'os_vif.unplug')).mock
-        self.instance = fake_instance.fake_instance_obj(
-            None, uuid=uuids.instance, node='lxd1')
+        self.instance = fakes.instance(
+            uuid=uuids.instance, node='lxd1')
         self.instance.flavor = objects.Flavor(extra_specs={})
         self.virtapi = FakeVirtAPI()
         self.vifs = network.VIFs(self.virtapi, mock.Mock(), 'lxd1')

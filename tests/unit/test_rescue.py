@@ -20,7 +20,8 @@ ISOLATED_MAP = json.dumps([
 
 
 def instance():
-    inst = objects.Instance(uuid=UUID, project_id='p1', node='lxd1')
+    inst = objects.Instance(uuid=UUID, project_id='p1', node='lxd1',
+                            system_metadata={})
     inst.id = 42
     return inst
 

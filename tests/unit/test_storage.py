@@ -6,18 +6,17 @@ import fixtures
 from nova import exception
 from nova import objects
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 import testtools
 
 from nova_lxd import conf  # noqa: F401 (registers [lxd])
 from nova_lxd.lxd import errors
 from nova_lxd import storage
+from tests.unit import fakes
 
 
 def _instance(ephemeral_gb=0, swap=0, image_ref=uuids.image, node='lxd1'):
-    inst = fake_instance.fake_instance_obj(None, uuid=uuids.inst, node=node,
-                                           image_ref=image_ref)
+    inst = fakes.instance(uuid=uuids.inst, node=node, image_ref=image_ref)
     inst.flavor = objects.Flavor(name='m1', vcpus=1, memory_mb=256,
                                  root_gb=1, ephemeral_gb=ephemeral_gb,
                                  swap=swap, extra_specs={})

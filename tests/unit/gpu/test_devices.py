@@ -8,7 +8,6 @@ from unittest import mock
 import fixtures
 from nova.compute import provider_tree
 from nova import test
-from nova.tests.unit import fake_instance
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd.extra_specs import LXDSpecs
@@ -16,6 +15,7 @@ from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices
 from nova_lxd.gpu import options
 from tests.unit import data
+from tests.unit import fakes
 
 LXD_5_0 = ('gpu_devices', 'gpu_mdev', 'gpu_sriov', 'gpu_mig',
            'gpu_mig_uuid', 'nvidia_runtime', 'nvidia_runtime_config')
@@ -64,8 +64,8 @@ class GPUsTestCase(test.NoDBTestCase):
             self.gpus.update_providers(self.tree, member, host)
 
     def instance(self, member='lxd1', uuid=None):
-        return fake_instance.fake_instance_obj(
-            None, uuid=uuid or uuids.instance, node=member)
+        return fakes.instance(
+            uuid=uuid or uuids.instance, node=member)
 
     def allocations(self, member='lxd1', amount=1):
         gpu = self.tree.data(H200 % member).uuid

@@ -15,40 +15,58 @@ from tests import certs
 
 
 class BusyTest(test.NoDBTestCase):
-    """LXD still holds an instance's operation lock: asked again."""
+    """LXD's "Instance is busy" is tried again, for every action."""
 
     def setUp(self):
         super().setUp()
         self.lxd = object.__new__(client.LXD)
         self.lxd.conf = mock.Mock(timeout=10, delete_timeout=30)
         self.lxd._client = mock.MagicMock()
-        self.lxd._run_once = mock.Mock()
+        self.lxd._start = mock.Mock(return_value={'type': 'sync'})
         self.sleep = self.useFixture(test.fixtures.MockPatch(
             'time.sleep')).mock
 
     def test_state_changes_and_deletes_wait_for_the_lock(self):
         busy = errors.LXDError(
             reason='Instance is busy running a "update" operation')
-        for call in (lambda: self.lxd.change_state('c1', 'stop', force=True),
-                     lambda: self.lxd.delete_instance('c1'),
-                     lambda: self.lxd.delete_snapshot('c1', 's1')):
-            self.lxd._run_once.reset_mock()
-            self.lxd._run_once.side_effect = [busy, busy, None]
-            call()
-            self.assertEqual(3, self.lxd._run_once.call_count)
+        for action in (lambda: self.lxd.change_state('c1', 'stop',
+                                                     force=True),
+                       lambda: self.lxd.delete_instance('c1'),
+                       lambda: self.lxd.delete_snapshot('c1', 's1'),
+                       lambda: self.lxd.update_instance('c1', {}),
+                       lambda: self.lxd.move_instance('c1', 'lxd2', 60)):
+            self.lxd._start.reset_mock()
+            self.lxd._start.side_effect = [busy, busy, {'type': 'sync'}]
+            action()
+            self.assertEqual(3, self.lxd._start.call_count)
+        self.sleep.assert_called_with(client.BUSY_RETRY_SECONDS)
+
+    def test_busy_operations_too(self):
+        # LXD may answer busy when the operation runs, not when asked.
+        self.lxd._start.return_value = {
+            'type': 'async', 'operation': '/1.0/operations/op1'}
+        wait = self.lxd._client.api.operations['op1'].wait.get
+        busy = mock.Mock(status_code=200)
+        busy.json.return_value = {'metadata': {
+            'status_code': 400, 'err': 'Instance is busy running a "start" '
+                                       'operation'}}
+        done = mock.Mock(status_code=200)
+        done.json.return_value = {'metadata': {'status_code': 200}}
+        wait.side_effect = [busy, done]
+        self.lxd.change_state('c1', 'stop')
+        self.assertEqual(2, self.lxd._start.call_count)
 
     def test_other_errors_and_lasting_busy_are_raised(self):
-        self.lxd._run_once.side_effect = errors.LXDError(
-            reason='no such thing')
+        self.lxd._start.side_effect = errors.LXDError(reason='no such thing')
         self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
                           'start')
-        self.assertEqual(1, self.lxd._run_once.call_count)
-        self.lxd._run_once.reset_mock()
-        self.lxd._run_once.side_effect = errors.LXDError(
+        self.assertEqual(1, self.lxd._start.call_count)
+        self.lxd._start.reset_mock()
+        self.lxd._start.side_effect = errors.LXDError(
             reason='Instance is busy running a "start" operation')
-        self.assertRaises(errors.LXDError, self.lxd.delete_instance, 'c1')
-        self.assertEqual(client.BUSY_RETRIES + 1,
-                         self.lxd._run_once.call_count)
+        self.assertRaises(errors.LXDError, self.lxd.change_state, 'c1',
+                          'stop')
+        self.assertEqual(client.BUSY_RETRIES + 1, self.lxd._start.call_count)
 
 
 class DeleteOwnedTest(test.NoDBTestCase):

@@ -38,12 +38,13 @@ class ManagedMembersTest(testtools.TestCase):
         self.assertIn('compute7', str(e))
         self.assertIn("service's host", str(e))
 
-    def test_offline_member_refused(self):
-        e = self.assertRaises(exception.InvalidConfiguration,
-                              members.managed_members, ['lxd1', 'lxd3'],
-                              'h', CLUSTER)
-        self.assertIn('lxd3 (Offline)', str(e))
-        self.assertNotIn('lxd1', str(e))
+    def test_offline_member_managed_with_a_warning(self):
+        with self.assertLogs('nova_lxd.lxd.members', 'WARNING') as logs:
+            self.assertEqual(['lxd1', 'lxd3'], members.managed_members(
+                ['lxd1', 'lxd3'], 'h', CLUSTER))
+        (line,) = logs.output
+        self.assertIn('lxd3 (Offline) not online', line)
+        self.assertNotIn('lxd1', line)
 
 
 class NodeUUIDTest(testtools.TestCase):
