@@ -616,7 +616,7 @@ class LXDDriver(driver.ComputeDriver):
 
     def get_instance_diagnostics(self, instance):
         try:
-            found = self.lxd.instance_with_state(instance.name)
+            found = self.lxd.instance_with_state(container.name(instance))
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return state.instance_diagnostics(
