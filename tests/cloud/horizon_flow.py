@@ -4,7 +4,9 @@ Run by tests/cloud/horizon-flow (which makes the server) with Horizon's
 venv (Selenium) and Debian's /usr/bin/chromium and /usr/bin/chromedriver.
 Environment: HORIZON_URL, HORIZON_USER, HORIZON_PASSWORD, HORIZON_SERVER
 (the server's name), HORIZON_FLOW_ARTIFACTS (a screenshot and the page
-source of every step go there).
+source of every step go there); HORIZON_IMAGE and HORIZON_FLAVOR: launch
+the server with them through the launch wizard (else it is there
+already).
 """
 
 import os
@@ -74,6 +76,35 @@ class Flow(object):
         self.keep('logged-in')
         say('logged in as %s' % os.environ['HORIZON_USER'])
 
+    def launch(self, image, flavor):
+        """The launch wizard: name, image, flavor, Launch Instance.
+
+        A network, if the cloud has one, Horizon allocates itself: the
+        only one there is.
+        """
+        self.driver.get(URL + '/project/instances/')
+        self.wait(ec.element_to_be_clickable(
+            (By.ID, 'instances__action_launch-ng'))).click()
+        self.wait(ec.visibility_of_element_located((By.ID, 'name')))
+        self.driver.find_element(By.ID, 'name').send_keys(SERVER)
+        self.keep('launch-details')
+        for step, item in (('Source', image), ('Flavor', flavor)):
+            self.driver.find_element(By.XPATH, (
+                '//div[contains(@class, "wizard-nav")]//li[normalize-space(.)'
+                '="%s"]' % step)).click()
+            allocate = self.wait(ec.element_to_be_clickable((By.XPATH, (
+                '//div[contains(@class, "step") and not(contains(@class, '
+                '"ng-hide"))]//tr[.//td[normalize-space(.)="%s"]]//button'
+                '[contains(@class, "fa-arrow-up")]' % item))))
+            allocate.click()
+            self.keep('launch-%s' % step.lower())
+        self.wait(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, '.modal-footer button.finish'))).click()
+        self.wait(ec.invisibility_of_element_located(
+            (By.CSS_SELECTOR, '.modal-dialog')))
+        say('launched %s with %s and %s through the wizard'
+            % (SERVER, image, flavor))
+
     def server_active(self):
         """The server's row on the instances page says Active: its id."""
         self.driver.get(URL + '/project/instances/')
@@ -125,6 +156,9 @@ def main():
     flow = Flow(driver)
     try:
         flow.log_in()
+        if os.environ.get('HORIZON_IMAGE'):
+            flow.launch(os.environ['HORIZON_IMAGE'],
+                        os.environ['HORIZON_FLAVOR'])
         server_id = flow.server_active()
         flow.console(server_id)
         flow.log(server_id)
