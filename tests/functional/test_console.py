@@ -4,7 +4,10 @@ The console log (``console log show``) and the serial console through
 nova-serialproxy's own code.
 """
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -231,6 +234,21 @@ class SerialConsoleTest(ConsoleTestCase):
         with socket.create_connection((host, port), 10) as sock:
             self.shell(self.tcp_reader(sock), sock.sendall,
                        b'echo again-$((2 + 3))', b'again-5')
+
+    def test_tools_serial_console_runs_a_command(self):
+        # What tests/cloud/cli-flow and users run against tools/cloud.
+        server = self.booted()
+        url = self.serial_url(server)
+        proxy = self.start_proxy()
+        tool = os.path.join(os.path.dirname(__file__), '..', '..', 'tools',
+                            'serial-console')
+        done = subprocess.run(
+            [sys.executable, tool, url, '--run', 'echo tool-$((3 * 14))',
+             '--expect', 'tool-42', '--timeout', '60'],
+            capture_output=True, timeout=90)
+        self.assertEqual(0, done.returncode, done.stderr)
+        self.assertIn(b'tool-42', done.stdout)
+        proxy.join(30)
 
     def refused(self, host, port, wait=10):
         """Whether connections to host:port are refused (within ``wait``)."""
