@@ -421,16 +421,19 @@ def unbound(found: Body) -> Body:
 
 
 def rehomed(found: Body, flavor: 'objects.Flavor',
-            parts: Iterable[Part]) -> Body:
-    """``found`` on its new member: ``flavor``'s limits and root, ``parts``.
+            parts: Iterable[Part], gates: Gates) -> Body:
+    """``found`` on its new member: ``flavor``'s keys and root, ``parts``.
 
-    ``parts`` (the ports, volumes, ephemeral disk and GPUs the new member
-    gives) replace the driver's ports and member-bound devices; for LXD's
-    PUT (client.replace_instance).
+    The flavor's limits and security keys (within what ``gates`` allow
+    now), as a resize writes them. ``parts`` (the ports, volumes,
+    ephemeral disk and GPUs the new member gives) replace the driver's
+    ports and member-bound devices; for LXD's PUT
+    (client.replace_instance).
     """
     parts = list(parts)
     config = dict(found['config'])
-    config.update(limits(flavor))
+    config.update(_resized_config(found, flavor, gates))
+    config = {k: v for k, v in config.items() if v != ''}
     config[constants.FLAVOR_KEY] = flavor.name
     devices = {n: d for n, d in found['devices'].items()
                if not (member_bound(n) or

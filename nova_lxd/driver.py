@@ -263,10 +263,8 @@ class LXDDriver(driver.ComputeDriver):
               block_device_info=None, power_on=True, accel_info=None):
         # An evacuation spawns on its destination (migration.py).
         with self.migrations.placed(context, instance) as evacuation:
-            if evacuation and self.migrations.adopt_shared(instance):
-                self.migrations.receive(instance, instance.flavor,
-                                        allocations, network_info,
-                                        block_device_info)
+            if evacuation and self.migrations.adopt(
+                    instance, allocations, network_info, block_device_info):
                 if power_on:
                     self.power_on(context, instance, network_info)
                 return
@@ -327,11 +325,13 @@ class LXDDriver(driver.ComputeDriver):
         name = self.migrations.name_for_spawn(instance)
         try:
             # Cards are picked and taken (created) under the member's lock.
-            with self.gpus.claimed(instance, specs, allocations) as gpus:
-                self.lxd.create_instance(container.instance_body(
+            self.gpus.created(
+                instance, specs, allocations,
+                lambda gpus: self.lxd.create_instance(container.instance_body(
                     instance, instance.flavor, specs, fingerprint,
                     CONF.lxd.storage_pool, parts + [gpus],
-                    container.gates(CONF.lxd)), instance.node)
+                    container.gates(CONF.lxd)), instance.node),
+                lambda: self._delete(instance))
             for found, mode in files:
                 if found:
                     self.lxd.push_files(name, found, mode=mode)
@@ -648,62 +648,38 @@ class LXDDriver(driver.ComputeDriver):
                                    flavor, network_info,
                                    block_device_info=None,
                                    timeout=0, retry_interval=0):
-        migration = self.migrations.check(
+        self.migrations.migrate(
             context, instance, flavor, network_info, block_device_info,
-            self._local_member, self._host)
-        if migration.dest_node == migration.source_node:
-            # Same member: the container keeps running; finish_migration
-            # changes its limits live.
-            return ''
-        running = self._running(instance)
-        self.power_off(instance, timeout)
-        try:
-            self.migrations.send(instance, migration.dest_node,
-                                 block_device_info)
-        except Exception as e:
-            if running:
-                self.power_on(context, instance, network_info)
-            raise exception.InstanceFaultRollback(
-                inner_exception=exception.MigrationError(reason=str(e)))
+            self._local_member, self._host,
+            stop=lambda: self.power_off(instance, timeout),
+            start=lambda: self.power_on(context, instance, network_info))
         return ''
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None, power_on=True,
                          share_info=None):
-        if migration.dest_node == migration.source_node:
-            self.migrations.apply_flavor(instance, instance.flavor,
-                                         allocations)
-        else:
-            self.migrations.receive(instance, instance.flavor, allocations,
-                                    network_info, block_device_info)
+        self.migrations.finish(migration, instance, allocations,
+                               network_info, block_device_info)
         if power_on:
             self.power_on(context, instance, network_info)
 
     def confirm_migration(self, context, migration, instance, network_info):
-        if (migration.dest_node != migration.source_node and
-                migration.source_compute != migration.dest_compute):
-            # The ports' ends on the source host.
-            self.vifs.unplug(instance, network_info)
+        self.migrations.confirm(migration, instance, network_info)
 
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
-        allocations = self.migrations.allocations_here(
-            context, instance, migration, self._nodes.get(instance.node))
-        if migration.dest_node == migration.source_node:
-            self.migrations.revert(context, instance, allocations)
-        else:
-            self.migrations.receive(instance, instance.flavor, allocations,
-                                    network_info, block_device_info)
+        self.migrations.finish_revert(
+            context, instance, migration, self._nodes.get(instance.node),
+            network_info, block_device_info)
         if power_on:
             self.power_on(context, instance, network_info)
 
     def instance_on_disk(self, instance):
         """Whether an evacuation finds the server's root (pools on ceph)."""
-        member = next(m for m in self._nodes if self._member_online(m))
-        return (self.lxd.pool(member).get('driver') in
-                migration.REMOTE_POOL_DRIVERS)
+        return self.migrations.shared_roots(
+            next(m for m in self._nodes if self._member_online(m)))
 
     # -- live migration: refused before anything changes -----------------
 

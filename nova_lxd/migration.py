@@ -45,6 +45,7 @@ from oslo_log import log as logging
 from nova_lxd import constants
 from nova_lxd import container
 from nova_lxd import extra_specs
+from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices as gpu_devices
 from nova_lxd.lxd import errors
 from nova_lxd import storage
@@ -123,6 +124,64 @@ class Migrations(object):
                     migration.dest_node))
         return migration
 
+    # -- Nova's steps, as the driver hands them over ----------------------
+
+    def migrate(self, context, instance, flavor, network_info,
+                block_device_info, local_member, host, stop, start):
+        """Source (migrate_disk_and_power_off): check, stop, move.
+
+        On its member the container keeps running (finish changes it
+        live). To another member it is stopped (``stop``) and moved; a
+        failed move leaves it here, started again (``start``) if it ran,
+        and Nova puts the instance back (InstanceFaultRollback).
+        """
+        migration = self.check(context, instance, flavor, network_info,
+                               block_device_info, local_member, host)
+        if migration.dest_node == migration.source_node:
+            return
+        where = self.lxd.locate(container.name(instance))
+        running = where is not None and where['status'] == 'Running'
+        stop()
+        try:
+            self.send(instance, migration.dest_node, block_device_info)
+        except Exception as e:
+            if running:
+                start()
+            raise _rollback(exception.MigrationError, str(e))
+
+    def finish(self, migration, instance, allocations, network_info,
+               block_device_info):
+        """Destination (finish_migration): the new flavor, here."""
+        if migration.dest_node == migration.source_node:
+            self.apply_flavor(instance, instance.flavor, allocations)
+        else:
+            self.receive(instance, instance.flavor, allocations,
+                         network_info, block_device_info)
+
+    def confirm(self, migration, instance, network_info):
+        """Source (confirm_migration): unplug the ports' ends left here."""
+        if (migration.dest_node != migration.source_node and
+                migration.source_compute != migration.dest_compute):
+            self.vifs.unplug(instance, network_info)
+
+    def finish_revert(self, context, instance, migration, provider_uuid,
+                      network_info, block_device_info):
+        """Source (finish_revert_migration): the old flavor, back here.
+
+        ``provider_uuid``: the resource provider of the instance's node.
+        """
+        allocations = self.allocations_here(context, instance, migration,
+                                            provider_uuid)
+        if migration.dest_node == migration.source_node:
+            self.revert(context, instance, allocations)
+        else:
+            self.receive(instance, instance.flavor, allocations,
+                         network_info, block_device_info)
+
+    def shared_roots(self, member):
+        """Whether containers' roots survive their member (ceph pools)."""
+        return self.lxd.pool(member).get('driver') in REMOTE_POOL_DRIVERS
+
     # -- moves between members -------------------------------------------
 
     def send(self, instance, member, block_device_info):
@@ -197,7 +256,8 @@ class Migrations(object):
         with self.disks.prepared(instance, block_device_info, 0) as volumes:
             with self.gpus.claimed(instance, specs, allocations) as gpus:
                 self.lxd.replace_instance(name, container.rehomed(
-                    found, flavor, [ports, ephemeral, volumes, gpus]))
+                    found, flavor, [ports, ephemeral, volumes, gpus],
+                    container.gates(CONF.lxd)))
 
     def release(self, context, instance, network_info, block_device_info):
         """Destination of a revert: give back what this member lent.
@@ -241,10 +301,15 @@ class Migrations(object):
         patch = container.resize_patch(found, flavor, gates)
         if holding or gpu_devices.wanted(allocations):
             specs = extra_specs.lxd_specs(flavor.extra_specs)
-            with self.gpus.claimed(instance, specs, allocations,
-                                   holding) as gpus:
-                self.lxd.replace_instance(name, container.resized(
-                    found, flavor, gpus, gates))
+            try:
+                with self.gpus.claimed(instance, specs, allocations,
+                                       holding) as gpus:
+                    self.lxd.replace_instance(name, container.resized(
+                        found, flavor, gpus, gates))
+            except assignment.GPUsTaken:
+                # Another service took a card meanwhile: the old ones back.
+                self.lxd.replace_instance(name, found)
+                raise
             self.gpus.remove_unused_profiles()
         else:
             self.lxd.update_instance(name, patch)
@@ -341,19 +406,25 @@ class Migrations(object):
         return (config is None or
                 config.get(constants.INSTANCE_UUID_KEY) == instance.uuid)
 
-    def adopt_shared(self, instance):
-        """Move a lost member's container here if its root is shared.
+    def adopt(self, instance, allocations, network_info, block_device_info):
+        """Evacuation: take a lost member's container if its root is shared.
 
         True when the container of the evacuated server is now on this
-        member, data kept (a pool of driver ceph); False when it must be
-        rebuilt from its image.
+        member, data kept (a pool of driver ceph), and equipped here
+        (receive); False when it must be rebuilt from its image.
         """
+        if not self._adopt_shared(instance):
+            return False
+        self.receive(instance, instance.flavor, allocations, network_info,
+                     block_device_info)
+        return True
+
+    def _adopt_shared(self, instance):
         name = container.name(instance)
         where = self.lxd.locate(name)
         if where is None or where['location'] == instance.node:
             return False
-        pool = self.lxd.pool(instance.node)
-        if pool.get('driver') not in REMOTE_POOL_DRIVERS:
+        if not self.shared_roots(instance.node):
             return False
         try:
             self.lxd.move_instance(name, instance.node,

@@ -17,6 +17,14 @@ on the host nova-compute runs on, so volumes need nova-compute on the
 member itself (the default one-service-per-member layout, over the
 member's local socket).
 
+Only connections that give a block device work. Ceph RBD volumes are
+mapped by the member's kernel (os-brick's local attach, ``rbd map``:
+the member needs ceph-common and the client's keyring); without it
+os-brick would give a Python file object, which no container can use.
+File-based backends (NFS, GlusterFS and the other shares os-brick
+mounts) give a file on a share: they are refused before anything is
+mounted or created.
+
 Swap is refused: a container uses its member's swap (LXD's
 ``limits.memory.swap`` only switches it on or off), so a flavor's swap
 size cannot be given to one.
@@ -31,6 +39,7 @@ import nova.conf
 from nova import exception
 from nova import utils
 from nova.virt import driver
+from os_brick import initiator
 from os_brick.initiator import connector
 from oslo_log import log as logging
 from oslo_utils import excutils
@@ -58,6 +67,12 @@ def ephemeral_volume_name(instance):
     return constants.EPHEMERAL_VOLUME_PREFIX + instance.uuid
 
 
+# os-brick protocols whose connection is a file on a mounted share.
+FILE_PROTOCOLS = frozenset((
+    initiator.NFS, initiator.GLUSTERFS, initiator.SCALITY, initiator.QUOBYTE,
+    initiator.VZSTORAGE, initiator.SMBFS, initiator.GPFS))
+
+
 def _refuse(reason):
     return exception.InvalidInput(reason=reason)
 
@@ -77,6 +92,18 @@ def check_pool(name, pool_driver, allow_dir_pool):
             'server could fill its member\'s disk. Use a btrfs, zfs, lvm or '
             'ceph pool, or accept this one with [lxd] allow_dir_pool = True.'
             % name)
+
+
+def check_volume(connection_info):
+    """Refuse a volume whose backend gives no block device (before use)."""
+    protocol = connection_info['driver_volume_type']
+    if protocol.upper() in FILE_PROTOCOLS:
+        raise _refuse(
+            'volume %s is a %s volume: a file on a shared filesystem, not a '
+            'block device, and the LXD driver passes block devices into '
+            'containers. Use a volume type of a Cinder backend that gives '
+            'block devices (iSCSI, Fibre Channel, NVMe-oF, Ceph RBD)'
+            % (volume_id(connection_info), protocol))
 
 
 def check_disks(instance, block_device_info):
@@ -105,6 +132,8 @@ def check_disks(instance, block_device_info):
         raise _refuse(
             'the LXD driver gives a server one ephemeral disk (at %s), not '
             '%d; ask for one' % (EPHEMERAL_PATH, len(ephemerals)))
+    for bdm in driver.block_device_info_get_mapping(block_device_info):
+        check_volume(bdm['connection_info'])
     if ephemerals:
         return ephemerals[0]['size']
     return instance.flavor.ephemeral_gb or 0
@@ -279,12 +308,18 @@ def connector_properties():
 
 
 def brick_connector(connection_info):
-    """The os-brick connector of a connection's protocol."""
+    """The os-brick connector of a connection's protocol.
+
+    RBD's attaches locally: the member's kernel maps the image to
+    /dev/rbd/<pool>/<image>, a block device.
+    """
     protocol = connection_info['driver_volume_type']
+    local = {'do_local_attach': True} if protocol.upper() == initiator.RBD \
+        else {}
     try:
         return connector.InitiatorConnector.factory(
             protocol, utils.get_root_helper(),
-            use_multipath=CONF.lxd.volume_use_multipath)
+            use_multipath=CONF.lxd.volume_use_multipath, **local)
     except ValueError:
         raise exception.VolumeDriverNotFound(driver_type=protocol)
 
@@ -292,17 +327,23 @@ def brick_connector(connection_info):
 def connect(connection_info):
     """Connect a volume on this host; the path of its block device.
 
-    A connection that gives no block device (NFS and other file-based
-    volumes) is disconnected again and refused.
+    A file-based protocol is refused before anything is mounted; a
+    connection that gives anything but a block device's path (os-brick
+    says ``type: block``) is disconnected again and refused.
     """
+    check_volume(connection_info)
     brick = brick_connector(connection_info)
     found = brick.connect_volume(connection_info['data'])
-    if found.get('type', 'block') != 'block' or not found.get('path'):
+    if found.get('type') != 'block' or not isinstance(found.get('path'),
+                                                      str):
         brick.disconnect_volume(connection_info['data'], found)
         raise _refuse(
-            '%s volumes give a %s, not a block device; the LXD driver '
+            '%s volume %s gives %s, not a block device; the LXD driver '
             'passes block devices into containers' % (
-                connection_info['driver_volume_type'], found.get('type')))
+                connection_info['driver_volume_type'],
+                volume_id(connection_info),
+                'a %s' % found['type'] if found.get('type') else
+                'no device type'))
     return found['path']
 
 

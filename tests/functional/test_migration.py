@@ -4,9 +4,11 @@ Every test checks where LXD says the container is, its limits and files,
 and Placement's allocations on both nodes.
 """
 
+import copy
 import uuid
 
 import fixtures
+from nova.tests.fixtures import neutron as neutron_fixture
 from nova.tests.functional.api import client as api_client
 from nova import utils
 
@@ -14,6 +16,8 @@ from nova_lxd import container
 from nova_lxd.lxd import client
 from nova_lxd import storage
 from tests.functional import base
+from tests.functional import ovs
+from tests.functional import test_network
 from tests.functional import test_storage
 from tests.unit import data as gpu_data
 
@@ -54,6 +58,24 @@ class MigrationTestCase(base.ServersTestCase):
                     m['status'] not in ('completed', 'reverted')] or [None]
         return found
 
+    def containers_of(self, server):
+        """The LXD instances of a server, wherever they are."""
+        return [i['name'] for i in self.lxd.api.instances.get(
+                params={'recursion': 1}).json()['metadata']
+                if (i['config'] or {}).get('user.nova.instance_uuid') ==
+                server['id']]
+
+    def shelve(self, server):
+        """Shelve and offload: no container, no allocations left."""
+        self.flags(shelved_offload_time=0)
+        self.api.post_server_action(server['id'], {'shelve': {}})
+        server = self._wait_for_server_parameter(
+            server, {'status': 'SHELVED_OFFLOADED',
+                     'OS-EXT-SRV-ATTR:host': None})
+        self.assertEqual([], self.containers_of(server))
+        self.assertEqual({}, self.providers(server['id']))
+        return server
+
     def assertOn(self, server, member, limits=('1', '256MiB')):
         container = self.container(server)
         self.assertEqual(member, self.member(server))
@@ -64,11 +86,7 @@ class MigrationTestCase(base.ServersTestCase):
         self.assertEqual(server['id'],
                          container['config']['user.nova.instance_uuid'])
         # No copy left anywhere else.
-        self.assertEqual(1, len([
-            i for i in self.lxd.api.instances.get(
-                params={'recursion': 1}).json()['metadata']
-            if (i['config'] or {}).get('user.nova.instance_uuid') ==
-            server['id']]))
+        self.assertEqual(1, len(self.containers_of(server)))
 
 
 class ColdMigrationTest(MigrationTestCase):
@@ -138,6 +156,23 @@ class ColdMigrationTest(MigrationTestCase):
         self.assertEqual(pid, self.state(server)['pid'])
         server = self._confirm_resize(server)
         self.assertOn(server, 'lxd3', limits=('2', '512MiB'))
+
+    def test_shelve_offloaded_and_unshelve_where_placement_picks(self):
+        self.glance_keeps_uploads()
+        server = self.boot_on('lxd1')
+        self.mark(server)
+        server = self.shelve(server)
+        # Placement picks lxd2: the other members are disabled.
+        self.only_member('lxd2')
+        server = self._unshelve_server(server)
+        self.assertOn(server, 'lxd2')
+        # The root comes from the shelve snapshot.
+        self.assertEqual(b'kept\n', self.read(server))
+        self.assertEqual({'lxd2': {'VCPU': 1, 'MEMORY_MB': 256,
+                                   'DISK_GB': 1}},
+                         self.providers(server['id']))
+        self._delete_server(server)
+        self.assertEqual([], self.containers_of(server))
 
     def test_live_migration_is_refused_and_the_server_stays(self):
         server = self.boot_on('lxd1')
@@ -300,6 +335,23 @@ class GPUMigrationTest(MigrationTestCase):
         self.assertEqual(('lxd1', {'nova-gpu-0': '0000:03:00.0'}),
                          self.cards(other))
 
+    def test_unshelve_picks_a_card_of_the_member_placement_picks(self):
+        self.glance_keeps_uploads()
+        server = self.boot_on('lxd1', self.rtx)
+        server = self.shelve(server)
+        self.only_member('lxd2')
+        # The container never started (no real card): a stopped one is
+        # shelved as it is, and unshelve starts it.
+        server = self._unshelve_server(server)
+        self.assertEqual('lxd2', self.member(server))
+        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
+                         self.cards(server))
+        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
+                         self.started[-1])
+        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
+            'lxd2_gpu_10de_1e04'])
+        self.assertNotIn('lxd1_gpu_10de_1e04', self.providers(server['id']))
+
 
 class VolumeMigrationTest(MigrationTestCase):
     """Volumes disconnected on the source, connected on the destination.
@@ -345,3 +397,114 @@ class VolumeMigrationTest(MigrationTestCase):
         self.assertEqual(self.loops.loops[volume_id],
                          self.volume_device(server, volume_id)['source'])
         self.assertEqual(1, len(self.loops.loops))
+
+
+class NetworkMigrationTest(MigrationTestCase):
+    """Ports plugged on the destination, unplugged on the source.
+
+    Each member's host has its own integration bridge in the test's Open
+    vSwitch (tests/functional/ovs.py); Neutron binds a port to the bridge
+    of the host it is bound to, as an agent per host does.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.ovs = self.useFixture(ovs.OpenVSwitch(self))
+        self.bridges = {m: 'nlx-' + uuid.uuid4().hex[:8]
+                        for m in self.bed.members}
+        for bridge in self.bridges.values():
+            self.ovs.add_bridge(bridge)
+        self.flags(vif_plugging_timeout=0)
+        real_update = self.neutron.update_port
+
+        def update_port(port_id, body=None):
+            found = real_update(port_id, body)
+            host = (body or {}).get('port', {}).get('binding:host_id')
+            if host in self.bridges:
+                self.neutron._ports[port_id]['binding:vif_details'][
+                    'bridge_name'] = self.bridges[host]
+            return found
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.NeutronFixture.update_port',
+            lambda fixture, *a, **k: update_port(*a, **k)))
+
+    def port(self):
+        port = copy.deepcopy(neutron_fixture.NeutronFixture.port_1)
+        port_id = str(uuid.uuid4())
+        port.update({
+            'id': port_id, 'mac_address': 'fa:16:3e:00:01:01',
+            'binding:vif_details': {'port_filter': True,
+                                    'ovs_hybrid_plug': False,
+                                    'datapath_type': 'netdev'}})
+        self.neutron._ports[port_id] = port
+        self.addCleanup(test_network.NetworkTest.remove_host_devices,
+                        port_id)
+        return port
+
+    def tap(self, port):
+        return 'tap' + port['id'][:11]
+
+    def assertPluggedOn(self, port, server, member):
+        """The port's OVS port on the member's bridge only; eth0 inside."""
+        for each, bridge in self.bridges.items():
+            ports = self.ovs.ports(bridge)
+            if each == member:
+                self.assertIn(self.tap(port), ports)
+            else:
+                self.assertNotIn(self.tap(port), ports)
+        self.assertEqual(server['id'],
+                         self.ovs.external_ids(self.tap(port))['vm-uuid'])
+        self.assertGreater(int(self.ovs.interface(self.tap(port),
+                                                  'ofport')), 0)
+        nic = self.container(server)['devices']['nova-port-' + port['id']]
+        self.assertEqual(('p2p', self.tap(port)),
+                         (nic['nictype'], nic['host_name']))
+        result = self.lxd.instances.get(
+            server['OS-EXT-SRV-ATTR:instance_name']).execute(
+                ['cat', '/sys/class/net/eth0/address'])
+        self.assertEqual(port['mac_address'], result.stdout.strip())
+
+    def test_migrate_confirm_and_revert_replug_the_port(self):
+        port = self.port()
+        self.only_member('lxd1')
+        server = self._create_server(image_uuid=self.image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks=[{'port': port['id']}])
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            self.admin_api.put_service(service['id'], {'status': 'enabled'})
+        self.assertPluggedOn(port, server, 'lxd1')
+
+        server = self._migrate_server(server)
+        dest = self.member(server)
+        self.assertOn(server, dest)
+        # Plugged there; the source keeps its end until the confirm.
+        self.assertIn(self.tap(port), self.ovs.ports(self.bridges[dest]))
+        self.assertIn(self.tap(port), self.ovs.ports(self.bridges['lxd1']))
+        server = self._revert_resize(server)
+        self.assertOn(server, 'lxd1')
+        self.assertPluggedOn(port, server, 'lxd1')
+
+        server = self._migrate_server(server)
+        server = self._confirm_resize(server)
+        self.assertPluggedOn(port, server, self.member(server))
+        self._delete_server(server)
+        self.assertEqual(set(), {p for b in self.bridges.values()
+                                 for p in self.ovs.ports(b)})
+
+    def test_unshelve_plugs_the_port_where_placement_picks(self):
+        self.glance_keeps_uploads()
+        port = self.port()
+        self.only_member('lxd1')
+        server = self._create_server(image_uuid=self.image_id,
+                                     flavor_id=self.flavor_id,
+                                     networks=[{'port': port['id']}])
+        self.assertPluggedOn(port, server, 'lxd1')
+        server = self.shelve(server)
+        self.assertEqual(set(), {p for b in self.bridges.values()
+                                 for p in self.ovs.ports(b)})
+        for service in self.admin_api.get_services(binary='nova-compute'):
+            self.admin_api.put_service(service['id'], {'status': 'enabled'})
+        self.only_member('lxd2')
+        server = self._unshelve_server(server)
+        self.assertOn(server, 'lxd2')
+        self.assertPluggedOn(port, server, 'lxd2')

@@ -235,6 +235,39 @@ FOUND = {
 }
 
 
+class RehomedTest(testtools.TestCase):
+    """The container on the member it moved to (migration.receive)."""
+
+    def test_the_new_members_parts_and_the_flavors_keys(self):
+        privileged = dict(FOUND, config=dict(
+            FOUND['config'], **{'security.privileged': 'true'}))
+        bigger = objects.Flavor(name='bigger', vcpus=4, memory_mb=1024,
+                                root_gb=10, extra_specs={})
+        here = [container.Part(devices={'nova-port-2': {'type': 'nic'}}),
+                container.Part(devices={'nova-gpu-0': {
+                    'type': 'gpu', 'pci': '0000:41:00.0'}},
+                    profiles=['nova-gpu-abcdef012345'])]
+        body = container.rehomed(privileged, bigger, here, CLOSED)
+        self.assertEqual({
+            'limits.cpu': '4', 'limits.memory': '1024MiB',
+            'limits.memory.swap': 'false', 'limits.processes': '4096',
+            'security.idmap.isolated': 'true',
+            'volatile.base_image': 'f1ng',
+            constants.INSTANCE_UUID_KEY: 'u1', constants.PROJECT_KEY: 'p1',
+            constants.FLAVOR_KEY: 'bigger'}, body['config'])
+        self.assertEqual({
+            'root': {'type': 'disk', 'path': '/', 'pool': 'pool1',
+                     'size': '10GiB', 'limits.read': '10B'},
+            # The operator's own device stays; the old member's port and
+            # card go.
+            'gpu': {'type': 'gpu', 'pci': '0000:04:00.0'},
+            'nova-port-2': {'type': 'nic'},
+            'nova-gpu-0': {'type': 'gpu', 'pci': '0000:41:00.0'}},
+            body['devices'])
+        self.assertEqual(['operators', 'nova-gpu-abcdef012345'],
+                         body['profiles'])
+
+
 class ResizeTest(testtools.TestCase):
 
     def bigger(self, extra_specs=None):

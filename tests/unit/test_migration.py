@@ -188,3 +188,95 @@ class ApplyFlavorTest(MigrationsTestCase):
         ((_, allocations, _),) = self.gpus.claims
         self.assertEqual({uuids.gpu: {'resources': {'PGPU': 1}}},
                          allocations)
+
+
+class StepsTest(MigrationsTestCase):
+    """Nova's migration steps as the driver hands them to Migrations."""
+
+    def setUp(self):
+        super().setUp()
+        self.power = mock.Mock()
+        self.useFixture(fixtures.MockPatchObject(
+            self.migrations, 'check',
+            side_effect=lambda *a: self.migration))
+        self.useFixture(fixtures.MockPatchObject(self.migrations, 'send'))
+        self.useFixture(fixtures.MockPatchObject(self.migrations, 'receive'))
+        self.useFixture(fixtures.MockPatchObject(self.migrations,
+                                                 'apply_flavor'))
+
+    def moving(self, dest='lxd2', dest_compute='host2'):
+        self.migration = objects.Migration(
+            source_node='lxd1', dest_node=dest, source_compute='host1',
+            dest_compute=dest_compute)
+        return self.migration
+
+    def migrate(self, status='Running'):
+        self.lxd.locate.return_value = {'location': 'lxd1',
+                                        'status': status}
+        self.migrations.migrate(None, self.instance, flavor(), [], None,
+                                'lxd1', 'host1', self.power.stop,
+                                self.power.start)
+
+    def test_a_resize_on_the_member_neither_stops_nor_moves(self):
+        self.moving(dest='lxd1')
+        self.migrate()
+        self.assertEqual([], self.power.mock_calls)
+        self.migrations.send.assert_not_called()
+
+    def test_a_move_stops_then_sends(self):
+        self.moving()
+        self.migrate()
+        self.assertEqual([mock.call.stop()], self.power.mock_calls)
+        self.migrations.send.assert_called_once_with(self.instance, 'lxd2',
+                                                     None)
+
+    def test_a_failed_move_starts_a_running_server_again_and_rolls_back(self):
+        self.moving()
+        self.migrations.send.side_effect = RuntimeError('LXD said no')
+        e = self.assertRaises(exception.InstanceFaultRollback, self.migrate)
+        self.assertIsInstance(e.inner_exception, exception.MigrationError)
+        self.assertIn('LXD said no', str(e.inner_exception))
+        self.assertEqual([mock.call.stop(), mock.call.start()],
+                         self.power.mock_calls)
+
+    def test_a_failed_move_leaves_a_stopped_server_stopped(self):
+        self.moving()
+        self.migrations.send.side_effect = RuntimeError('LXD said no')
+        self.assertRaises(exception.InstanceFaultRollback, self.migrate,
+                          'Stopped')
+        self.assertEqual([mock.call.stop()], self.power.mock_calls)
+
+    def test_finish_resizes_live_on_the_member_and_receives_a_move(self):
+        self.migrations.finish(self.moving(dest='lxd1'), self.instance,
+                               {'a': 1}, [], None)
+        self.migrations.apply_flavor.assert_called_once_with(
+            self.instance, self.instance.flavor, {'a': 1})
+        self.migrations.finish(self.moving(), self.instance, {'a': 1}, [],
+                               None)
+        self.migrations.receive.assert_called_once_with(
+            self.instance, self.instance.flavor, {'a': 1}, [], None)
+
+    def test_confirm_unplugs_only_what_another_host_plugged(self):
+        for move in (self.moving(dest='lxd1'),
+                     self.moving(dest_compute='host1')):
+            self.migrations.confirm(move, self.instance, [])
+        self.vifs.unplug.assert_not_called()
+        self.migrations.confirm(self.moving(), self.instance, ['vif'])
+        self.vifs.unplug.assert_called_once_with(self.instance, ['vif'])
+
+    def test_finish_revert_takes_the_container_back_with_its_allocations(
+            self):
+        with mock.patch.object(self.migrations, 'allocations_here',
+                               return_value={'rp': 1}) as here:
+            self.migrations.finish_revert(None, self.instance,
+                                          self.moving(), uuids.rp, [], None)
+        here.assert_called_once_with(None, self.instance, self.migration,
+                                     uuids.rp)
+        self.migrations.receive.assert_called_once_with(
+            self.instance, self.instance.flavor, {'rp': 1}, [], None)
+
+    def test_shared_roots_on_ceph_only(self):
+        for driver, shared in (('ceph', True), ('dir', False),
+                               ('btrfs', False)):
+            self.lxd.pool.return_value = {'driver': driver}
+            self.assertEqual(shared, self.migrations.shared_roots('lxd1'))

@@ -32,6 +32,30 @@ def _volume(volume_id, boot_index=None, mount='/dev/vdb', encrypted=None):
             'mount_device': mount, 'boot_index': boot_index}
 
 
+def _rbd(volume_id):
+    """A Ceph RBD connection as Cinder's RBD driver gives it to Nova."""
+    return {'driver_volume_type': 'rbd', 'serial': volume_id,
+            'data': {'name': 'volumes/volume-' + volume_id,
+                     'hosts': ['192.0.2.11', '192.0.2.12'],
+                     'ports': ['6789', '6789'],
+                     'cluster_name': 'ceph', 'auth_enabled': True,
+                     'auth_username': 'cinder', 'secret_type': 'ceph',
+                     'secret_uuid': uuids.secret, 'volume_id': volume_id,
+                     'discard': True, 'keyring': None,
+                     'qos_specs': None, 'access_mode': 'rw',
+                     'encrypted': False}}
+
+
+def _nfs(volume_id, protocol='nfs'):
+    """An NFS connection as Cinder's NFS (RemoteFS) driver gives it."""
+    return {'driver_volume_type': protocol, 'serial': volume_id,
+            'mount_point_base': '/var/lib/cinder/mnt',
+            'data': {'export': '192.0.2.20:/srv/cinder',
+                     'name': 'volume-' + volume_id, 'options': None,
+                     'format': 'raw', 'volume_id': volume_id,
+                     'access_mode': 'rw', 'encrypted': False}}
+
+
 class CheckDisksTest(test.NoDBTestCase):
 
     def test_flavor_ephemeral_without_block_device_info(self):
@@ -53,6 +77,17 @@ class CheckDisksTest(test.NoDBTestCase):
                                   storage.check_disks, inst, info)
             self.assertIn('booting from a volume is not supported',
                           str(e))
+
+    def test_file_volumes_at_boot_refused(self):
+        for protocol in ('nfs', 'glusterfs', 'quobyte', 'NFS'):
+            info = {'block_device_mapping': [
+                {'connection_info': _nfs(uuids.vol, protocol),
+                 'mount_device': '/dev/vdb', 'boot_index': -1}]}
+            e = self.assertRaises(exception.InvalidInput,
+                                  storage.check_disks, _instance(), info)
+            self.assertIn('volume %s is a %s volume' % (uuids.vol, protocol),
+                          str(e))
+            self.assertIn('not a block device', str(e))
 
     def test_data_volumes_at_boot_pass(self):
         info = {'block_device_mapping': [_volume(uuids.vol, boot_index=-1)]}
@@ -211,18 +246,68 @@ class BrickTest(test.NoDBTestCase):
                           storage.connect,
                           {'driver_volume_type': 'nonsense', 'data': {}})
 
-    def test_a_file_volume_is_disconnected_and_refused(self):
+    def test_a_connection_without_a_block_type_is_disconnected_refused(self):
+        # os-brick's RBD connector without local attach: a file object.
+        handle = object()
         brick = mock.Mock()
-        brick.connect_volume.return_value = {'type': 'file',
-                                             'path': '/mnt/x/volume'}
-        info = {'driver_volume_type': 'nfs', 'data': {'export': 'x'}}
+        brick.connect_volume.return_value = {'path': handle}
+        info = _rbd(uuids.vol)
         with mock.patch.object(storage, 'brick_connector',
                                return_value=brick):
             e = self.assertRaises(exception.InvalidInput, storage.connect,
                                   info)
-        self.assertIn('not a block device', str(e))
+        self.assertIn('gives no device type, not a block device', str(e))
         brick.disconnect_volume.assert_called_once_with(
-            {'export': 'x'}, {'type': 'file', 'path': '/mnt/x/volume'})
+            info['data'], {'path': handle})
+
+    def test_nfs_refused_before_os_brick_mounts_anything(self):
+        with mock.patch('os_brick.remotefs.remotefs.RemoteFsClient.mount'
+                        ) as mount, mock.patch.object(
+                storage.connector.InitiatorConnector, 'factory') as factory:
+            e = self.assertRaises(exception.InvalidInput, storage.connect,
+                                  _nfs(uuids.vol))
+        self.assertIn('a nfs volume: a file on a shared filesystem', str(e))
+        mount.assert_not_called()
+        factory.assert_not_called()
+
+    def test_rbd_is_mapped_by_the_kernel_into_a_block_device(self):
+        """os-brick's own RBD connector, only its commands faked."""
+        info = _rbd(uuids.vol)
+        device = '/dev/rbd/volumes/volume-' + uuids.vol
+        mapped = []
+
+        def execute(*cmd, **kwargs):
+            if cmd[:2] == ('rbd', 'map'):
+                mapped.append(device)
+            if cmd[:2] == ('rbd', 'showmapped'):
+                return ('[{"id": "0", "pool": "volumes", "namespace": "", '
+                        '"name": "volume-%s", "snap": "-", '
+                        '"device": "/dev/rbd0"}]' % uuids.vol, '')
+            if cmd[:2] == ('rbd', 'unmap'):
+                mapped.remove(device)
+            return '', ''
+
+        rbd = 'os_brick.initiator.connectors.rbd.RBDConnector'
+        with mock.patch(rbd + '._execute', side_effect=execute) as run, \
+                mock.patch('os.path.islink',
+                           side_effect=lambda p: p in mapped), \
+                mock.patch('os.path.exists', return_value=True):
+            self.assertEqual(device, storage.connect(info))
+            self.assertEqual([device], mapped)
+            storage.disconnect(info)
+        self.assertEqual([], mapped)
+        monitors = ['--id', 'cinder',
+                    '--mon_host', '192.0.2.11:6789,192.0.2.12:6789']
+        self.assertEqual(
+            [mock.call('which', 'rbd'),
+             mock.call('rbd', 'map', 'volume-' + uuids.vol,
+                       '--pool', 'volumes', *monitors,
+                       root_helper=mock.ANY, run_as_root=True),
+             mock.call('rbd', 'showmapped', '--format=json', *monitors,
+                       root_helper=mock.ANY, run_as_root=True),
+             mock.call('rbd', 'unmap', '/dev/rbd0', *monitors,
+                       root_helper=mock.ANY, run_as_root=True)],
+            run.call_args_list)
 
 
 class DisksTest(test.NoDBTestCase):
@@ -330,6 +415,13 @@ class DisksTest(test.NoDBTestCase):
         self.assertRaises(RuntimeError, self.disks.remove, _instance(), info)
         self.brick.disconnect_volume.assert_called_once_with(
             {'volume_id': uuids.vol}, None)
+
+    def test_nfs_attach_refused_before_anything_changes(self):
+        e = self.assertRaises(exception.InvalidInput, self.disks.attach,
+                              _instance(), _nfs(uuids.vol), '/dev/vdb', None)
+        self.assertIn('not a block device', str(e))
+        self.brick.connect_volume.assert_not_called()
+        self.lxd.update_instance.assert_not_called()
 
     def test_encrypted_volume_refused_before_connecting(self):
         self.assertRaises(exception.InvalidInput, self.disks.attach,
