@@ -3,11 +3,14 @@
 One Nova compute node per LXD cluster member (nodename = member name).
 """
 
+import datetime
 import itertools
+import os
 import time
 
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import timeutils
 
 import os_resource_classes as orc
 
@@ -16,6 +19,7 @@ from nova.compute import task_states
 from nova.compute import vm_states
 import nova.conf
 from nova import exception
+from nova.virt import configdrive
 from nova.virt import driver
 from nova.virt import hardware
 import nova.virt.node
@@ -37,6 +41,7 @@ from nova_lxd import migration
 from nova_lxd import network
 from nova_lxd import node
 from nova_lxd import rescue
+from nova_lxd import serial_console
 from nova_lxd import state
 from nova_lxd import storage
 
@@ -79,6 +84,7 @@ class LXDDriver(driver.ComputeDriver):
         self.gpus = None
         self.migrations = None
         self.console = None
+        self.serial = None
 
     # -- service and nodes ---------------------------------------------
 
@@ -109,6 +115,8 @@ class LXDDriver(driver.ComputeDriver):
         self.images = imagecache.ImageCache(self.lxd)
         self.images.remove_stale_downloads()
         self.console = console.ConsoleLogs(self.lxd)
+        self.serial = serial_console.SerialConsoles(self.lxd,
+                                                    CONF.serial_console)
         self.disks = storage.Disks(self.lxd, lambda: self._local_member)
         self.gpus = gpu_devices.GPUs(self.lxd, gpu_config,
                                      self._local_member)
@@ -120,6 +128,9 @@ class LXDDriver(driver.ComputeDriver):
                  self.lxd.endpoint,
                  'cluster' if self.lxd.clustered else 'standalone',
                  self.lxd.server_version, ', '.join(managed))
+
+    def cleanup_host(self, host):
+        self.serial.stop_all()
 
     def get_available_nodes(self, refresh=False):
         return list(self._nodes)
@@ -389,6 +400,7 @@ class LXDDriver(driver.ComputeDriver):
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         members = self._delete_everywhere(instance)
+        self.serial.forget(instance)
         self.console.forget(instance)
         if destroy_disks:
             self.disks.remove(instance, block_device_info, members)
@@ -396,20 +408,24 @@ class LXDDriver(driver.ComputeDriver):
             self.vifs.unplug(instance, network_info)
 
     def _change_state(self, instance, action, **kwargs):
-        if action in ('start', 'restart'):
-            # LXD begins a new console log at each start.
-            self.console.keep(instance)
+        if action == 'start':
+            self.console.before_start(instance)
         try:
             self.lxd.change_state(container.name(instance), action,
                                   **kwargs)
         except errors.LXDNotFound:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
 
-    def _check_start(self, instance):
-        """Refuse a container the operator no longer allows to start.
+    def _start(self, instance):
+        """Start the container, unless the gates refuse it."""
+        self._refuse_start(instance)
+        self._change_state(instance, 'start')
 
-        What it is (privileged, nested, NVIDIA's hook) may have been
-        closed since it was made.
+    def _refuse_start(self, instance):
+        """InstancePowerOnFailure if the gates refuse the container.
+
+        The operator may no longer allow what it is (privileged, nested,
+        NVIDIA's hook).
         """
         try:
             found = self.lxd.instance(container.name(instance))
@@ -420,11 +436,6 @@ class LXDDriver(driver.ComputeDriver):
         if problem:
             raise exception.InstancePowerOnFailure(reason=problem)
 
-    def _start(self, instance, action='start', **kwargs):
-        """Start (or restart) the container if still allowed."""
-        self._check_start(instance)
-        self._change_state(instance, action, **kwargs)
-
     def _running(self, instance):
         return self.get_info(instance).state == power_state.RUNNING
 
@@ -432,9 +443,11 @@ class LXDDriver(driver.ComputeDriver):
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
         # A stop and a start, not LXD's restart: the ports are plugged
-        # again in between (VIFs.replug). A soft reboot is a clean
-        # shutdown, forced after the timeout, as power_off.
-        self._check_start(instance)
+        # again in between (VIFs.replug), and the console log the stopped
+        # container leaves is read before the start empties it. A soft
+        # reboot is a clean shutdown, forced after the timeout (power_off).
+        # A container the gates now refuse is refused before it stops.
+        self._refuse_start(instance)
         if reboot_type == 'SOFT':
             self.power_off(instance,
                            CONF.reboot_timeout or CONF.shutdown_timeout)
@@ -444,6 +457,7 @@ class LXDDriver(driver.ComputeDriver):
         self._start(instance)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
+        self.serial.stop(instance)
         if not self._running(instance):
             return
         if timeout:
@@ -583,11 +597,46 @@ class LXDDriver(driver.ComputeDriver):
     def get_console_output(self, context, instance):
         return self.console.output(instance)
 
+    def get_serial_console(self, context, instance):
+        """The instance's port for nova-serialproxy (serial_console)."""
+        name = container.name(instance)
+        if instance.vm_state == vm_states.RESCUED:
+            name = constants.rescue_name(name)
+        found = self.lxd.instance_state(name)
+        if found is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        if state.power_state_from(found) != power_state.RUNNING:
+            raise exception.InstanceNotReady(instance_id=instance.uuid)
+        return self.serial.console(instance, name)
+
     def get_diagnostics(self, instance):
         found = self.lxd.instance_state(container.name(instance))
         if found is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return state.diagnostics(found)
+
+    def get_instance_diagnostics(self, instance):
+        try:
+            found = self.lxd.instance_with_state(container.name(instance))
+        except errors.LXDNotFound:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return state.instance_diagnostics(
+            found, configdrive.required_by(instance),
+            timeutils.utcnow(with_timezone=True))
+
+    def get_host_uptime(self):
+        """This host's uptime: the member's behind a local socket.
+
+        LXD reports no member's uptime; over HTTPS the member may be
+        another machine.
+        """
+        if self._local_member is None:
+            raise NotImplementedError(
+                'LXD reports no uptime of a remote member')
+        with open('/proc/uptime') as f:
+            seconds = float(f.read().split()[0])
+        return node.uptime_text(datetime.datetime.now(), seconds,
+                                os.getloadavg())
 
     # -- snapshot --------------------------------------------------------
 

@@ -3,6 +3,7 @@
 From the member's LXD resources (pure).
 """
 
+import datetime
 from typing import Any
 
 from oslo_serialization import jsonutils
@@ -110,3 +111,19 @@ def node_inventory(capacity: dict[str, Any], ratios: dict[str, float],
              'reserved': reserved[rc]}
         for rc, total in totals.items() if total > 0
     }
+
+
+def uptime_text(now: datetime.datetime, seconds: float,
+                load: tuple[float, float, float]) -> str:
+    """What ``uptime`` prints (Nova's hypervisor uptime), without users.
+
+    ``now``: the local time; ``seconds``: since boot (/proc/uptime);
+    ``load``: the 1, 5 and 15 minute load averages.
+    """
+    minutes = int(seconds) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    up = '%d day%s, ' % (days, '' if days == 1 else 's') if days else ''
+    up += '%2d:%02d' % (hours, minutes) if hours else '%d min' % minutes
+    return ' %s up %s,  load average: %.2f, %.2f, %.2f' % (
+        now.strftime('%H:%M:%S'), up, *load)

@@ -5,6 +5,7 @@ service its own config file and, since Keystone and Nova parse sys.argv
 with oslo.config when they build their application, replaces gunicorn's
 command line with the program name first: gunicorn's options are not theirs.
 The config files are in NOVA_LXD_CLOUD_ETC (the state folder's etc/).
+Horizon runs from its own venv (``horizon()``).
 """
 
 import os
@@ -65,3 +66,13 @@ def neutron():
     from sqlalchemy import orm
     orm.configure_mappers()
     return api.application
+
+
+def horizon():
+    # Run from Horizon's own venv, with etc/horizon (local_settings) on
+    # PYTHONPATH. Django's static files handler serves /static/ (what
+    # `up` collected and compressed): no web server in front.
+    os.environ['DJANGO_SETTINGS_MODULE'] = 'openstack_dashboard.settings'
+    from django.contrib.staticfiles import handlers
+    from django.core import wsgi
+    return handlers.StaticFilesHandler(wsgi.get_wsgi_application())

@@ -11,6 +11,7 @@ that the tests can read what a service would get.
 import argparse
 import configparser
 import dataclasses
+import hashlib
 import os
 import shutil
 import sys
@@ -37,6 +38,12 @@ class Cloud:
     phys_prefix: str = 'brnlp-'     # + member: its agent's bridge of physnet
     of_port: int = 16633        # + the member's index: its OpenFlow port
     metadata_port: int = 8775   # Nova's metadata API
+    serialproxy_port: int = 6083    # nova-serialproxy (websockets)
+    # Each member's nova-compute: serial console ports from
+    # serial_port_base + 100 x its index (both listen on ``host``).
+    serial_port_base: int = 10000
+    # Horizon's venv (its static files are there), or None: no Horizon.
+    horizon_venv: str = None
     # The flat provider network every agent maps to its own bridge
     # (tools/cloud patches those bridges together).
     physnet: str = 'cloud'
@@ -280,13 +287,24 @@ def nova_conf(cloud):
                          metadata_proxy_shared_secret=cloud.secret),
         'service_user': _auth(cloud, 'nova', send_service_user_token='true'),
         'glance': {'region_name': cloud.region},
+        # nova-serialproxy on this host: `console url show --serial` and
+        # Horizon's console tab. Through an SSH tunnel the browser comes
+        # from "localhost", which the proxy then admits too.
+        'serial_console': {
+            'enabled': 'true',
+            'base_url': 'ws://%s:%d/' % (cloud.host, cloud.serialproxy_port),
+            'serialproxy_host': cloud.host,
+            'serialproxy_port': cloud.serialproxy_port,
+            'proxyclient_address': cloud.host,
+        },
+        'console': {'allowed_origins': 'localhost'},
         # The test bed's pool is dir (no enforced disk sizes): accepted.
         'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool,
                 'allow_dir_pool': 'true'},
     })
 
 
-def nova_compute_conf(cloud, member):
+def nova_compute_conf(cloud, member, index=0):
     """Member ``member``'s nova-compute, on top of nova.conf.
 
     That member's local socket, so the driver knows its local member
@@ -300,6 +318,11 @@ def nova_compute_conf(cloud, member):
             'host': member,
             'state_path': os.path.join(cloud.state, 'nova', member),
         },
+        # Its own serial console ports: every nova-compute here listens
+        # on the same address.
+        'serial_console': {'port_range': '%d:%d' % (
+            cloud.serial_port_base + 100 * index,
+            cloud.serial_port_base + 100 * (index + 1))},
         'lxd': {
             'endpoint': os.path.join(cloud.members[member], 'unix.socket'),
             'members': member,
@@ -354,6 +377,50 @@ def openrc(cloud):
     ])
 
 
+def horizon_settings(cloud):
+    """Horizon's local_settings.py: this cloud's Keystone, no memcached.
+
+    Sessions in files and a per-process cache (gunicorn runs one worker);
+    the static files collected and compressed once into Horizon's venv;
+    the serial console in the instance's Console tab; launch defaults
+    for containers (no volume: this cloud has no Cinder).
+    """
+    horizon = os.path.join(cloud.state, 'horizon')
+    settings = {
+        'DEBUG': False,
+        # Only 127.0.0.1 listens; an SSH tunnel arrives as "localhost".
+        'ALLOWED_HOSTS': [cloud.host, 'localhost'],
+        'SECRET_KEY': hashlib.sha256(
+            ('horizon:' + cloud.secret).encode()).hexdigest(),
+        'LOCAL_PATH': horizon,
+        'OPENSTACK_HOST': cloud.host,
+        'OPENSTACK_KEYSTONE_URL': cloud.url(5000, '/v3'),
+        'OPENSTACK_KEYSTONE_DEFAULT_DOMAIN': 'Default',
+        'OPENSTACK_KEYSTONE_DEFAULT_ROLE': 'member',
+        'AVAILABLE_REGIONS': [],
+        'SESSION_ENGINE': 'django.contrib.sessions.backends.file',
+        'SESSION_FILE_PATH': os.path.join(horizon, 'sessions'),
+        'CACHES': {'default': {
+            'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'}},
+        'STATIC_ROOT': os.path.join(cloud.horizon_venv or '', 'static'),
+        'COMPRESS_OFFLINE': True,
+        'CONSOLE_TYPE': 'SERIAL',
+        'LAUNCH_INSTANCE_DEFAULTS': {
+            'create_volume': False, 'hide_create_volume': True,
+            'disable_volume': True, 'disable_volume_snapshot': True,
+            'config_drive': False},
+        'OPENSTACK_HYPERVISOR_FEATURES': {
+            'can_set_mount_point': False, 'can_set_password': False,
+            'requires_keypair': False},
+        'OPENSTACK_NEUTRON_NETWORK': {
+            'enable_router': False, 'enable_fip_topology_check': False,
+            'enable_ipv6': False},
+        'TIME_ZONE': 'UTC',
+    }
+    return ''.join(['# Horizon of tools/cloud (from cloud_config.py)\n'] +
+                   ['%s = %r\n' % item for item in settings.items()])
+
+
 def configs(cloud):
     """{file name in etc/: ConfigParser or text} for the whole cloud."""
     files = {
@@ -369,13 +436,17 @@ def configs(cloud):
     }
     for index, member in enumerate(cloud.members):
         files['nova-compute-%s.conf' % member] = nova_compute_conf(
-            cloud, member)
+            cloud, member, index)
         if cloud.network == 'ovs':
             files['ovs-agent-%s.conf' % member] = ovs_agent_conf(
                 cloud, member, index)
     if cloud.network == 'ovs':
         files['dhcp-agent.conf'] = dhcp_agent_conf(cloud)
         files['metadata-agent.conf'] = metadata_agent_conf(cloud)
+    if cloud.horizon_venv:
+        # Horizon imports "local.local_settings" (etc/horizon on its path).
+        files['horizon/local/__init__.py'] = ''
+        files['horizon/local/local_settings.py'] = horizon_settings(cloud)
     return files
 
 
@@ -394,6 +465,11 @@ def _write(path, content):
 def write_all(cloud):
     """Every config into etc/, the paste files beside them, openrc."""
     os.makedirs(cloud.etc, exist_ok=True)
+    if cloud.horizon_venv:
+        os.makedirs(os.path.join(cloud.etc, 'horizon', 'local'),
+                    exist_ok=True)
+        os.makedirs(os.path.join(cloud.state, 'horizon', 'sessions'),
+                    mode=0o700, exist_ok=True)
     for name in ('images', 'staging', 'tasks'):
         os.makedirs(os.path.join(cloud.state, 'glance', name), exist_ok=True)
     for member in cloud.members:
@@ -423,6 +499,9 @@ def parse_args(argv):
     parser.add_argument('--physnet', required=True)
     parser.add_argument('--metadata-port', type=int, required=True)
     parser.add_argument('--of-port', type=int, required=True)
+    parser.add_argument('--serialproxy-port', type=int, required=True)
+    parser.add_argument('--horizon-venv', default=None,
+                        help="Horizon's venv; no Horizon without it")
     parser.add_argument(
         '--member', action='append', default=[], metavar='NAME=LXD_DIR',
         required=True, help='a test-bed member and its LXD_DIR (repeat)')
@@ -446,7 +525,9 @@ def main(argv=None):
         network=args.network, lxd_project=args.lxd_project,
         lxd_pool=args.lxd_pool, bridge_prefix=args.bridge_prefix,
         phys_prefix=args.phys_prefix, physnet=args.physnet,
-        of_port=args.of_port, metadata_port=args.metadata_port))
+        of_port=args.of_port, metadata_port=args.metadata_port,
+        serialproxy_port=args.serialproxy_port,
+        horizon_venv=args.horizon_venv))
 
 
 if __name__ == '__main__':

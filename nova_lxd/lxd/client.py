@@ -1,7 +1,11 @@
 """The connection to one LXD server or cluster.
 
 Every LXD request of the driver goes through ``LXD``; nothing else in
-nova_lxd imports pylxd.
+nova_lxd imports pylxd. LXD's websockets (a container's console) go
+through websocket-client rather than pylxd's ws4py: OpenStack's global
+requirements list it (not ws4py), its API is plain blocking calls, which
+work in nova-compute's native threads and under eventlet alike, and it
+takes a socket made here (LXD's unix socket, or TLS pinned as below).
 
 Requests go through pylxd's ``api`` nodes (``client.api.instances[name]``:
 one REST path, one HTTP method), not through its models (``Instance``,
@@ -19,6 +23,7 @@ operation and the translation of LXD's errors are written once, here.
 import contextlib
 from email import utils as email_utils
 import os
+import socket
 import stat
 import time
 from urllib import parse
@@ -29,6 +34,7 @@ from pylxd import client as pylxd_client
 from pylxd import exceptions as pylxd_exc
 import requests
 from requests_toolbelt import multipart
+import websocket
 
 from nova_lxd import constants
 from nova_lxd.lxd import errors
@@ -99,6 +105,15 @@ def _https_session(conf):
         raise errors.bad_config(
             '[lxd] server_cert %s is not a readable PEM certificate: %s'
             % (conf.server_cert, e))
+
+
+def _disposition_filename(value):
+    """The filename of a Content-Disposition header; '' when it has none."""
+    for part in value.split(';'):
+        key, sep, name = part.strip().partition('=')
+        if sep and key.strip().lower() == 'filename':
+            return name.strip().strip('"')
+    return ''
 
 
 def check_key_mode(path):
@@ -346,6 +361,14 @@ class LXD(object):
         """``GET /1.0/instances/<name>``; raises LXDNotFound."""
         return self._get(self._client.api.instances[name])
 
+    def instance_with_state(self, name):
+        """``GET /1.0/instances/<name>?recursion=1``: with its ``state``.
+
+        Raises LXDNotFound.
+        """
+        return self._get(self._client.api.instances[name],
+                         params={'recursion': 1})
+
     def instance_state(self, name):
         """``GET /1.0/instances/<name>/state``; None when it does not exist."""
         try:
@@ -582,21 +605,98 @@ class LXD(object):
                                    'Content-Type':
                                        'application/octet-stream'})
 
-    def console_log(self, name):
-        """Console output (bytes) that LXD has not handed out yet.
+    def console_log(self, name, limit):
+        """The container's console log as LXD hands it out: (bytes, stopped).
 
-        For a running container LXD 5.0 hands each line out only once.
+        Running: what the console printed since the last read (liblxc
+        hands each byte of its ring buffer out once). Stopped: LXD's log
+        file of the last run (what nobody read before it stopped), the
+        same on every read until the next start, which empties it. LXD
+        answers the first from memory (no file name) and the second from
+        the file (its path as the name): that tells them apart without a
+        second request. The bytes are the guest's, raw (any encoding,
+        escape sequences, NULs), at most the last ``limit`` of them.
         """
         try:
-            return self._request('get', self._client.api.instances[name]
-                                 .console, is_api=False).content
+            response = self._request('get', self._client.api.instances[name]
+                                     .console, is_api=False, stream=True)
         except errors.LXDNotFound:
             raise
         except errors.LXDError as e:
-            # LXD 5.0 answers 500 "open : no such file" when nothing new.
+            # LXD 5.0 answers 500 "open : no such file" when a running
+            # container printed nothing new.
             if 'no such file' in str(e):
-                return b''
+                return b'', False
             raise
+        with response:
+            stopped = bool(_disposition_filename(
+                response.headers.get('Content-Disposition', '')))
+            data = bytearray()
+            try:
+                for chunk in response.iter_content(64 * 1024):
+                    data += chunk
+                    del data[:-limit]
+            except requests.RequestException as e:
+                raise errors.LXDError(
+                    reason='reading the console log of %s: %s' % (name, e))
+        return bytes(data), stopped
+
+    def open_console(self, name, width, height):
+        """Attach to a running container's console (a ``Console``).
+
+        ``POST /1.0/instances/<name>/console`` (type console; LXD forwards
+        it to the member that runs the container), then its data and
+        control websockets. Raises LXDNotFound, or LXDError (not running,
+        frozen...).
+        """
+        started = self._request(
+            'post', self._client.api.instances[name].console,
+            json={'type': 'console', 'width': width, 'height': height})
+        body = started.json()
+        operation = parse.urlparse(body['operation'])
+        fds = body['metadata']['metadata']['fds']
+        sockets = []
+        try:
+            for fd in ('0', 'control'):
+                query = parse.parse_qsl(operation.query) + [
+                    ('secret', fds[fd])]
+                sockets.append(self._websocket('%s/websocket?%s' % (
+                    operation.path, parse.urlencode(query))))
+        except (OSError, websocket.WebSocketException) as e:
+            for ws in sockets:
+                ws.abort()
+            raise _logged(errors.LXDError(
+                reason='cannot attach to the console of %s: %s' % (name, e)))
+        return Console(*sockets)
+
+    def _websocket(self, path):
+        """A websocket to LXD at ``path``, over this client's transport."""
+        if self.endpoint.startswith('https://'):
+            url = parse.urlparse(self.endpoint)
+            sock = tls.pinned_socket(
+                url.hostname, url.port or 8443, self.conf.client_cert,
+                self.conf.client_key, self.conf.server_cert,
+                self.conf.insecure, self.conf.timeout)
+            url = 'wss://%s%s' % (url.netloc, path)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.conf.timeout)
+            try:
+                sock.connect(self.endpoint)
+            except OSError:
+                sock.close()
+                raise
+            url = 'ws://lxd%s' % path
+        try:
+            ws = websocket.create_connection(
+                url, socket=sock, timeout=self.conf.timeout,
+                enable_multithread=True)
+        except Exception:
+            sock.close()
+            raise
+        # Reads wait for the console, however long it is quiet.
+        ws.settimeout(None)
+        return ws
 
     def snapshot(self, name, snapshot, expires_at):
         """An instance snapshot that LXD deletes itself at ``expires_at``.
@@ -801,3 +901,61 @@ def _logged(error):
     if error.lxd_reason != errors.tenant_safe(error.lxd_reason):
         LOG.warning('LXD: %s', error.lxd_reason)
     return error
+
+
+# How a websocket ends: closed by LXD (WebSocketException), the network
+# (OSError), or closed here while a thread read it (EOFError, eventlet's).
+_CLOSED = (OSError, EOFError, websocket.WebSocketException)
+
+
+class Console(object):
+    """A container's console in LXD: its data and control websockets.
+
+    Blocking calls; one thread may read while another writes.
+    """
+
+    def __init__(self, data, control):
+        self._data = data
+        self._control = control
+
+    def read(self):
+        """The console's next bytes; b'' once LXD has closed it."""
+        try:
+            while True:
+                opcode, chunk = self._data.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return b''
+                if chunk:
+                    return chunk
+        except _CLOSED:
+            return b''
+
+    def write(self, data):
+        """Type ``data``; False once the console is closed."""
+        try:
+            self._data.send_binary(data)
+        except _CLOSED:
+            return False
+        return True
+
+    def wait_closed(self):
+        """Return once LXD closed the control websocket.
+
+        LXD only pings on it (reading answers the pings); window-size
+        changes would go the other way, and Nova sends none.
+        """
+        try:
+            while self._control.recv_data()[0] != (
+                    websocket.ABNF.OPCODE_CLOSE):
+                pass
+        except _CLOSED:
+            pass
+
+    def close(self):
+        """Detach: LXD lets the console go."""
+        for ws in (self._data, self._control):
+            try:
+                ws.abort()
+                ws.shutdown()
+            except _CLOSED:
+                pass

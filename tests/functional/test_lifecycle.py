@@ -126,23 +126,6 @@ class LifecycleTest(base.ServersTestCase):
         self.assertRaises(api_client.OpenStackApiNotFoundException,
                           self.api.get_server, server['id'])
 
-    def test_console_output_accumulates(self):
-        server = self.boot()
-        name = server['OS-EXT-SRV-ATTR:instance_name']
-        booted = 'nova-lxd-busybox: booted %s' % name
-
-        def console():
-            return self.api.post_server_action(
-                server['id'], {'os-getConsoleOutput': {}})['output']
-        self.assertIn(booted, console())
-        server = self._stop_server(server)
-        self.assertIn('nova-lxd-busybox: halting', console())
-        server = self._start_server(server)
-        # LXD hands each line out once; the driver keeps them.
-        output = console()
-        self.assertEqual(2, output.count(booted))
-        self.assertLess(output.index('halting'), output.rindex(booted))
-
     def test_diagnostics_from_lxd(self):
         server = self.boot()
         with utils.temporary_mutation(self.admin_api, microversion='2.1'):
@@ -152,6 +135,57 @@ class LifecycleTest(base.ServersTestCase):
         self.assertGreater(diags['cpu_time_ns'], 0)
         self.assertGreater(diags['memory_bytes'], 0)
         self.assertIn('lo_bytes_received', diags)
+
+        # 2.48: Nova's standard diagnostics (its response schema checked
+        # by Nova's API in these tests).
+        state = self.state(server)
+        with utils.temporary_mutation(self.admin_api, microversion='2.48'):
+            diags = self.admin_api.api_get(
+                'servers/%s/diagnostics' % server['id']).body
+        self.assertEqual(('running', 'lxd', False),
+                         (diags['state'], diags['hypervisor'],
+                          diags['config_drive']))
+        self.assertEqual(256, diags['memory_details']['maximum'])
+        # MiB: busybox uses less than one.
+        self.assertAlmostEqual(state['memory']['usage'] // 2 ** 20,
+                               diags['memory_details']['used'], delta=1)
+        self.assertEqual(1, diags['num_cpus'])
+        self.assertGreaterEqual(diags['cpu_details'][0]['time'],
+                                state['cpu']['usage'])
+        self.assertGreaterEqual(diags['uptime'], 0)
+        self.assertLess(diags['uptime'], 600)
+        self.assertEqual((0, []), (diags['num_nics'], diags['nic_details']))
+
+    def test_hypervisor_uptime_is_the_members(self):
+        # The test bed's members run on this host: its uptime.
+        def up():
+            with open('/proc/uptime') as f:
+                minutes = int(float(f.read().split()[0])) // 60
+            hours, minutes = divmod(minutes % (24 * 60), 60)
+            return ('%2d:%02d,' % (hours, minutes) if hours
+                    else '%d min,' % minutes)
+        before = up()
+        uptimes = []
+        with utils.temporary_mutation(self.admin_api, microversion='2.1'):
+            for hypervisor in self.admin_api.api_get(
+                    'os-hypervisors').body['hypervisors']:
+                uptimes.append(self.admin_api.api_get(
+                    'os-hypervisors/%s/uptime' % hypervisor['id']).body[
+                        'hypervisor']['uptime'])
+        # 2.88: in the hypervisor itself.
+        with utils.temporary_mutation(self.admin_api, microversion='2.88'):
+            for hypervisor in self.admin_api.api_get(
+                    'os-hypervisors/detail').body['hypervisors']:
+                uptimes.append(self.admin_api.api_get(
+                    'os-hypervisors/%s' % hypervisor['id']).body[
+                        'hypervisor']['uptime'])
+        after = up()
+        self.assertEqual(2 * len(self.bed.members), len(uptimes))
+        for uptime in uptimes:
+            self.assertIn(' up ', uptime)
+            self.assertIn(',  load average: ', uptime)
+            self.assertTrue(before in uptime or after in uptime,
+                            '%r is not %r or %r' % (uptime, before, after))
 
     def test_resize_changes_limits_live_on_the_same_member(self):
         self.flags(allow_resize_to_same_host=True)

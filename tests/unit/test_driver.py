@@ -13,6 +13,7 @@ from nova.virt import driver as virt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd import driver
+from nova_lxd.lxd import errors
 from tests.unit import data
 from tests.unit import fakes
 
@@ -241,6 +242,66 @@ class DriverTest(DriverTestCase):
         (body, _), = created
         self.assertFalse([d for d in body['devices'].values()
                           if d['type'] == 'gpu'])
+
+
+class ConsoleAndDiagnosticsTest(DriverTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.inst = fakes.instance(uuid=uuids.one, node='lxd1')
+        self.steps = []
+        self.lxd.change_state = lambda name, action, **kw: self.steps.append(
+            (action, kw))
+        self.lxd.console_log = lambda name, limit: (
+            self.steps.append(('console_log',)) or (b'halting\n', True))
+
+    def test_reboot_reads_the_console_log_between_stop_and_start(self):
+        self.lxd.states[self.inst.name] = {'status_code': 103}
+        self.lxd.instance = lambda name: fakes.lxd_instance(
+            name, 'lxd1', uuids.one)
+        self.driver.reboot(None, self.inst, [], 'HARD')
+        self.assertEqual([('stop', {'force': True}), ('console_log',),
+                          ('start', {})], self.steps)
+        self.assertEqual(b'halting\n',
+                         self.driver.console._logs[self.inst.name].kept)
+
+    def test_reboot_refused_by_the_gates_leaves_it_running(self):
+        self.lxd.states[self.inst.name] = {'status_code': 103}
+        self.lxd.instance = lambda name: dict(
+            fakes.lxd_instance(name, 'lxd1', uuids.one),
+            expanded_config={'security.nesting': 'true'})
+        e = self.assertRaises(exception.InstancePowerOnFailure,
+                              self.driver.reboot, None, self.inst, [], 'SOFT')
+        self.assertIn('nested containers', str(e))
+        self.assertEqual([], self.steps)
+
+    def test_instance_diagnostics(self):
+        self.lxd.instance_with_state = lambda name: {
+            'status_code': 103, 'last_used_at': '2026-11-30T18:30:09Z',
+            'expanded_config': {'limits.memory': '256MiB'},
+            'state': {'status_code': 103, 'cpu': {'usage': 5},
+                      'memory': {'usage': 1048576}}}
+        self.inst.system_metadata = {}
+        diags = self.driver.get_instance_diagnostics(self.inst)
+        self.assertEqual(('running', 256, 1, 5),
+                         (diags.state, diags.memory_details.maximum,
+                          diags.memory_details.used,
+                          diags.cpu_details[0].time))
+
+    def test_instance_diagnostics_of_a_missing_container(self):
+        def gone(name):
+            raise errors.LXDNotFound(reason='not found')
+        self.lxd.instance_with_state = gone
+        self.assertRaises(exception.InstanceNotFound,
+                          self.driver.get_instance_diagnostics, self.inst)
+
+    def test_host_uptime_of_the_local_member_only(self):
+        self.assertRaises(NotImplementedError,
+                          self.driver.get_host_uptime)
+        self.driver._local_member = 'lxd1'
+        self.assertRegex(self.driver.get_host_uptime(),
+                         r'^ \d\d:\d\d:\d\d up .*,  load average: '
+                         r'\d+\.\d\d, \d+\.\d\d, \d+\.\d\d$')
 
 
 class NetworkHooksTest(DriverTestCase):

@@ -1,3 +1,5 @@
+import datetime
+
 import testtools
 
 from oslo_serialization import jsonutils
@@ -38,3 +40,18 @@ class NodeTest(testtools.TestCase):
         self.assertEqual({'VCPU', 'MEMORY_MB'}, set(inv))
         self.assertEqual(16.0, inv['VCPU']['allocation_ratio'])
         self.assertEqual(512, inv['MEMORY_MB']['reserved'])
+
+
+class UptimeTextTest(testtools.TestCase):
+
+    NOW = datetime.datetime(2026, 11, 30, 8, 5, 9)
+
+    def test_like_procps_uptime(self):
+        load = (0.2, 1.5, 12.125)
+        for seconds, up in ((59, '0 min'), (61.9, '1 min'),
+                            (2 * 3600 + 5 * 60, ' 2:05'),
+                            (86400 + 11 * 3600, '1 day, 11:00'),
+                            (3 * 86400 + 60, '3 days, 1 min')):
+            self.assertEqual(
+                ' 08:05:09 up %s,  load average: 0.20, 1.50, 12.12' % up,
+                node.uptime_text(self.NOW, seconds, load))

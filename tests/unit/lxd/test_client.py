@@ -275,6 +275,51 @@ class CreateTest(test.NoDBTestCase):
         self.assertEqual(3, len(self.overlapped))
 
 
+class ConsoleLogTest(RequestTest):
+    """GET /1.0/instances/<name>/console: raw bytes, bounded, which kind."""
+
+    def answer(self, chunks, disposition):
+        response = mock.MagicMock(headers={
+            'Content-Disposition': disposition})
+        response.__enter__.return_value = response
+        response.iter_content.return_value = iter(chunks)
+        self.api.instances['c1'].console.get.return_value = response
+
+    def test_a_running_containers_buffer(self):
+        self.answer([b'caf\xc3\xa9 ', b'\xff\x00\r\n'], 'inline;filename=')
+        self.assertEqual((b'caf\xc3\xa9 \xff\x00\r\n', False),
+                         self.lxd.console_log('c1', 100))
+        self.api.instances['c1'].console.get.assert_called_once_with(
+            is_api=False, stream=True)
+
+    def test_a_stopped_containers_file(self):
+        self.answer([b'halting\n'],
+                    'inline;filename=/var/lib/lxd/logs/c1/console.log')
+        self.assertEqual((b'halting\n', True),
+                         self.lxd.console_log('c1', 100))
+
+    def test_only_the_last_bytes_are_kept_while_reading(self):
+        self.answer([b'0123456789'] * 3 + [b'abc'], 'inline;filename=')
+        self.assertEqual((b'789abc', False), self.lxd.console_log('c1', 6))
+
+    def test_nothing_new_from_a_running_container(self):
+        # LXD 5.0 answers 500 "open : no such file or directory".
+        self.api.instances['c1'].console.get.side_effect = (
+            pylxd_exc.LXDAPIException(self.response(500, {
+                'error': 'open : no such file or directory'})))
+        self.assertEqual((b'', False), self.lxd.console_log('c1', 6))
+        self.api.instances['c1'].console.get.side_effect = (
+            pylxd_exc.NotFound(self.response(404, {'error': 'not found'})))
+        self.assertRaises(errors.LXDNotFound, self.lxd.console_log, 'c1', 6)
+
+    def test_a_broken_read_is_an_lxd_error(self):
+        self.answer([], 'inline;filename=')
+        self.api.instances['c1'].console.get.return_value \
+            .iter_content.side_effect = requests.ConnectionError('reset')
+        e = self.assertRaises(errors.LXDError, self.lxd.console_log, 'c1', 6)
+        self.assertIn('console log of c1: reset', str(e))
+
+
 class SeesAllProjectsTest(test.NoDBTestCase):
     """Whether the GPU ledger can trust an all-projects listing."""
 

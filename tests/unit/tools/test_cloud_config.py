@@ -139,6 +139,7 @@ class CloudConfigTest(testtools.TestCase):
                         exist_ok=True)
             with open(os.path.join(self.venv, 'etc', *name), 'w') as f:
                 f.write('[pipeline:main]\n')
+        self.cloud.horizon_venv = '/hv'
         cloud_config.write_all(self.cloud)
         etc = os.path.join(self.state, 'etc')
         written = sorted(os.listdir(etc))
@@ -158,6 +159,35 @@ class CloudConfigTest(testtools.TestCase):
         self.assertIn('export OS_PASSWORD=s3cr%t\n', openrc)
         self.assertIn('export PATH=%s/bin:$PATH\n' % self.venv, openrc)
 
+    def test_serial_consoles_through_the_proxy_one_range_per_compute(self):
+        files = cloud_config.configs(self.cloud)
+        serial = files['nova.conf']['serial_console']
+        self.assertEqual(('true', 'ws://127.0.0.1:6083/', '127.0.0.1'),
+                         (serial['enabled'], serial['base_url'],
+                          serial['proxyclient_address']))
+        self.assertEqual(['10000:10100', '10100:10200'], [
+            files['nova-compute-%s.conf' % m]['serial_console']['port_range']
+            for m in ('lxd1', 'lxd2')])
+
+    def test_horizon_only_with_its_venv(self):
+        self.assertNotIn('horizon/local/local_settings.py',
+                         cloud_config.configs(self.cloud))
+        self.cloud.horizon_venv = '/hv'
+        text = cloud_config.configs(self.cloud)[
+            'horizon/local/local_settings.py']
+        settings = {}
+        exec(text, settings)
+        self.assertEqual('http://127.0.0.1:5000/v3',
+                         settings['OPENSTACK_KEYSTONE_URL'])
+        self.assertEqual('/hv/static', settings['STATIC_ROOT'])
+        self.assertEqual('SERIAL', settings['CONSOLE_TYPE'])
+        self.assertFalse(settings['LAUNCH_INSTANCE_DEFAULTS']['create_volume'])
+        # No memcached: sessions in the state folder, a local cache.
+        self.assertEqual(os.path.join(self.state, 'horizon', 'sessions'),
+                         settings['SESSION_FILE_PATH'])
+        self.assertIn('locmem', settings['CACHES']['default']['BACKEND'])
+        self.assertNotIn('s3cr%t', text)
+
     def test_main_reads_the_secret_and_members(self):
         with open(os.path.join(self.state, 'secret'), 'w') as f:
             f.write('abc\n')
@@ -170,14 +200,16 @@ class CloudConfigTest(testtools.TestCase):
             '--network', 'ovs', '--lxd-project', 'p', '--lxd-pool', 'pool',
             '--bridge-prefix', 'br-', '--of-port', '100',
             '--phys-prefix', 'ph-', '--physnet', 'net', '--metadata-port', '1',
+            '--serialproxy-port', '2', '--horizon-venv', '/h',
             '--member', 'lxd1=/a', '--member', 'lxd2=/b'])
         cloud = written['cloud']
         self.assertEqual('abc', cloud.secret)
         self.assertEqual({'lxd1': '/a', 'lxd2': '/b'}, cloud.members)
         self.assertEqual(['lxd1', 'lxd2'], list(cloud.members))
-        self.assertEqual(('ph-', 'net', 1),
+        self.assertEqual(('ph-', 'net', 1, 2, '/h'),
                          (cloud.phys_prefix, cloud.physnet,
-                          cloud.metadata_port))
+                          cloud.metadata_port, cloud.serialproxy_port,
+                          cloud.horizon_venv))
 
     def test_main_refuses_a_bad_member(self):
         with open(os.path.join(self.state, 'secret'), 'w') as f:
@@ -188,5 +220,5 @@ class CloudConfigTest(testtools.TestCase):
             '--network', 'ovs', '--lxd-project', 'p', '--lxd-pool', 'pool',
             '--bridge-prefix', 'br-', '--of-port', '100',
             '--phys-prefix', 'ph-', '--physnet', 'net', '--metadata-port', '1',
-            '--member', 'lxd1'])
+            '--serialproxy-port', '2', '--member', 'lxd1'])
         self.assertIn('NAME=LXD_DIR', str(e))
