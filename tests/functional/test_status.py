@@ -215,7 +215,7 @@ class StatusTest(testtools.TestCase):
                             'LXD still calls %s online' % member)
             time.sleep(3)
         # The service starts and manages the others: a warning, no failure.
-        self.assertEqual(1, code)
+        self.assertEqual(1, code, results)
         self.assertCheck(results, 'Members and Nova hosts', Code.WARNING,
                          'Members offline: %s (' % member,
                          'take no new servers')
