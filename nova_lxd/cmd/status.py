@@ -311,9 +311,11 @@ class Checks(upgradecheck.UpgradeCommands):
         if failed:
             return failed
         name = self.conf.lxd.storage_pool
-        managed = self._managed or sorted(self.lxd.members())
+        cluster = self.lxd.members()
+        managed = self._managed or sorted(cluster)
         found = {}
-        for member in managed:
+        # An offline member cannot answer; the members check warns of it.
+        for member in (m for m in managed if cluster.get(m) == members.ONLINE):
             try:
                 found[member] = self.lxd.pool(member)
             except errors.LXDNotFound:
