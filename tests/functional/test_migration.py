@@ -174,6 +174,26 @@ class ColdMigrationTest(MigrationTestCase):
         self._delete_server(server)
         self.assertEqual([], self.containers_of(server))
 
+    def test_drain_a_member_as_the_operator_guide_says(self):
+        """doc/source/migration.rst: disable the service, migrate, confirm."""
+        servers = [self.boot_on('lxd1') for _ in range(2)]
+        (service,) = self.admin_api.get_services(binary='nova-compute',
+                                                 host='lxd1')
+        self.admin_api.put_service(service['id'], {
+            'status': 'disabled', 'disabled_reason': 'maintenance'})
+        for server in servers:
+            server = self._confirm_resize(self._migrate_server(server))
+            self.assertOn(server, self.member(server))
+            self.assertNotEqual('lxd1', self.member(server))
+        self.assertEqual([], [
+            i['name'] for i in self.lxd.api.instances.get(
+                params={'recursion': 1}).json()['metadata']
+            if i['location'] == 'lxd1'])
+        usages = self._get_provider_usages(
+            self._get_provider_uuid_by_name('lxd1'))
+        self.assertEqual((0, 0, 0), (usages['VCPU'], usages['MEMORY_MB'],
+                                     usages['DISK_GB']))
+
     def test_live_migration_is_refused_and_the_server_stays(self):
         server = self.boot_on('lxd1')
         pid = self.state(server)['pid']
