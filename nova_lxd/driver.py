@@ -314,11 +314,13 @@ class LXDDriver(driver.ComputeDriver):
         name = self.migrations.name_for_spawn(instance)
         try:
             # Cards are picked and taken (created) under the member's lock.
-            with self.gpus.claimed(instance, specs, allocations) as gpus:
-                self.lxd.create_instance(container.instance_body(
+            self.gpus.created(
+                instance, specs, allocations,
+                lambda gpus: self.lxd.create_instance(container.instance_body(
                     instance, instance.flavor, specs, fingerprint,
                     CONF.lxd.storage_pool, parts + [gpus],
-                    container.gates(CONF.lxd)), instance.node)
+                    container.gates(CONF.lxd)), instance.node),
+                lambda: self._delete(instance))
             for found, mode in files:
                 if found:
                     self.lxd.push_files(name, found, mode=mode)
@@ -387,6 +389,7 @@ class LXDDriver(driver.ComputeDriver):
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         members = self._delete_everywhere(instance)
+        self.console.forget(instance)
         if destroy_disks:
             self.disks.remove(instance, block_device_info, members)
         if destroy_vifs:

@@ -45,6 +45,7 @@ from oslo_log import log as logging
 from nova_lxd import constants
 from nova_lxd import container
 from nova_lxd import extra_specs
+from nova_lxd.gpu import assignment
 from nova_lxd.gpu import devices as gpu_devices
 from nova_lxd.lxd import errors
 from nova_lxd import storage
@@ -300,10 +301,15 @@ class Migrations(object):
         patch = container.resize_patch(found, flavor, gates)
         if holding or gpu_devices.wanted(allocations):
             specs = extra_specs.lxd_specs(flavor.extra_specs)
-            with self.gpus.claimed(instance, specs, allocations,
-                                   holding) as gpus:
-                self.lxd.replace_instance(name, container.resized(
-                    found, flavor, gpus, gates))
+            try:
+                with self.gpus.claimed(instance, specs, allocations,
+                                       holding) as gpus:
+                    self.lxd.replace_instance(name, container.resized(
+                        found, flavor, gpus, gates))
+            except assignment.GPUsTaken:
+                # Another service took a card meanwhile: the old ones back.
+                self.lxd.replace_instance(name, found)
+                raise
             self.gpus.remove_unused_profiles()
         else:
             self.lxd.update_instance(name, patch)

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
+import datetime
 import hashlib
 import json
 import re
@@ -102,6 +103,26 @@ class NotEnoughGPUs(GPUAssignmentError):
                     self.asked, self.resource_class, self.model, self.free))
 
 
+class GPUsTaken(GPUAssignmentError):
+    """Another writer took a unit this container was given, at the same time.
+
+    ``contests``: the Contests found, for the operator's log.
+    """
+
+    def __init__(self, member: str, contests: Sequence['Contest']) -> None:
+        self.member, self.contests = member, contests
+        super().__init__(
+            'member %s: %s, given to this container, also taken by %s at '
+            'the same time (another nova-compute?)' % (
+                member, ', '.join(c.unit for c in contests),
+                '; '.join(', '.join(c.others) for c in contests)))
+
+    @property
+    def tenant_message(self) -> str:
+        return ('the GPUs picked for this server were taken by another '
+                'server at the same time; retry')
+
+
 class UnsupportedByLXD(GPUAssignmentError):
     """The LXD server lacks an API extension the container needs."""
 
@@ -160,6 +181,9 @@ class Ledger:
     # (container, device, why): gpu devices selecting no single card (no
     # selector, vendorid/productid only, "all"): not counted, reported.
     wide: tuple[tuple[str, str, str], ...] = ()
+    # (container, LXD's created_at): who came first, when two writers
+    # took one unit (contested).
+    created: tuple[tuple[str, str], ...] = ()
 
     def of_instance(self, instance_uuid: str) -> list[Holding]:
         """The driver's devices of one instance, in their name order."""
@@ -229,13 +253,14 @@ def ledger(lxd_instances: Iterable[Mapping[str, Any]], member: str) -> Ledger:
     container is not free. Devices come from ``expanded_devices``
     (profiles included) where LXD gives them.
     """
-    holdings, wide = [], []
+    holdings, wide, created = [], [], []
     for instance in lxd_instances:
         if not _on_member(instance, member):
             continue
         name = instance.get('name', '')
         if instance.get('project', 'default') != 'default':
             name = '%s/%s' % (instance['project'], name)
+        created.append((name, instance.get('created_at') or ''))
         uuid = (instance.get('config') or {}).get(
             constants.INSTANCE_UUID_KEY)
         devices = (instance.get('expanded_devices') or
@@ -255,7 +280,7 @@ def ledger(lxd_instances: Iterable[Mapping[str, Any]], member: str) -> Ledger:
             holdings.append(Holding(
                 container=name, device=dev_name, instance_uuid=uuid,
                 spec=tuple(sorted(device.items())), **found))
-    return Ledger(member, tuple(holdings), tuple(wide))
+    return Ledger(member, tuple(holdings), tuple(wide), tuple(created))
 
 
 # -- the member's cards and what is free -------------------------------
@@ -516,6 +541,78 @@ def holders(member: str, cards: Sequence[discovery.GPUCard],
     usage = _Usage(_Member(member, cards, config), ledger)
     return {pci: sorted(names) for pci, names in usage.names.items()
             if names}
+
+
+@dataclasses.dataclass(frozen=True)
+class Contest:
+    """A unit of an instance that others hold too, beyond what it allows."""
+
+    unit: str                   # pci address or MIG UUID
+    others: tuple[str, ...]     # the other holders, sorted
+    # Whether the instance gives it up now: among all holders, ordered by
+    # LXD's created_at (then name), it is not one of the first that the
+    # unit allows (1, or a shared card's slots).
+    yields: bool
+
+
+def _created(value: str) -> datetime.datetime:
+    """LXD's created_at (RFC 3339, nanoseconds) -> a comparable time."""
+    try:
+        found = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+    if found.tzinfo is None:
+        found = found.replace(tzinfo=datetime.timezone.utc)
+    return found
+
+
+def contested(cards: Sequence[discovery.GPUCard],
+              config: options.GpuConfig, ledger: Ledger,
+              instance_uuid: str) -> list[Contest]:
+    """The instance's units that others hold too, beyond what they allow.
+
+    Read after the instance's container was written (``ledger`` of that
+    moment): a whole card or a MIG slice that another container holds as
+    well, a card whose slices and whole use mix, a shared card with more
+    containers than slots.
+
+    Two writers that picked one unit: the later writer's read always
+    shows the earlier one, the earlier one's may or may not show the
+    later. A writer keeps its units only once a read after its write
+    shows none contested, so no unit is ever kept twice (the last of two
+    keepers' reads would show the other). Which one gives up first is
+    deterministic (``Contest.yields``); the others wait a while for it
+    to go, then give up too.
+    """
+    where = _Member(ledger.member, cards, config)
+    usage = _Usage(where, ledger)
+    since = dict(ledger.created)
+    found = []
+    for held in ledger.of_instance(instance_uuid):
+        unit = where.unit_of(held)
+        if unit is None:
+            continue
+        pci = unit.card.pci_address
+        mine = held.container
+        allowed = 1
+        if unit.mig is not None:
+            others = (usage.slices[unit.key] | usage.cards[pci]) - {mine}
+        elif usage.sliced[pci]:
+            others = usage.sliced[pci] | (usage.cards[pci] - {mine})
+        elif where.kind_of(unit) == providers.RC_SHARED:
+            allowed = where.slots(unit.card)
+            if len(usage.cards[pci]) <= allowed:
+                continue
+            others = usage.cards[pci] - {mine}
+        else:
+            others = usage.cards[pci] - {mine}
+        if not others:
+            continue
+        first = sorted(others | {mine},
+                       key=lambda c: (_created(since.get(c, '')), c))
+        found.append(Contest(unit.key, tuple(sorted(others)),
+                             yields=first.index(mine) >= allowed))
+    return found
 
 
 def _holders(usage: _Usage, member: _Member,

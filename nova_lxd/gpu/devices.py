@@ -8,10 +8,23 @@ container gets is picked here, from what LXD's containers hold
 (gpu.assignment's ledger), under a lock per member that is held until the
 container is created or updated with them: two spawns on one member never
 pick one card, spawns on different members do not wait for each other.
+
+That lock is this process's. Another nova-compute on the same cluster
+(another deployment, cell, or overlapping ``[lxd] members``) may pick the
+same free card at the same time, so after its container is written each
+claim reads LXD again (assignment.contested) and keeps its units only
+once a read shows nobody else holds them: the later writer always sees
+the earlier, so no unit is kept twice. Of two holders the later created
+(LXD's ``created_at``) gives up at once, is removed and picks again after
+a random pause; the first waits up to CONTEST_WAIT_SECONDS for it to go,
+then gives up too. The ledger must see every LXD project, or nothing is
+assigned.
 """
 
 import collections
 import contextlib
+import random
+import time
 
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
@@ -32,6 +45,13 @@ CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 LOCK_PREFIX = 'nova-lxd-gpus-'
+# Claims of one spawn, when other writers took its units meanwhile.
+CLAIM_ATTEMPTS = 3
+CLAIM_PAUSE_SECONDS = (0.2, 1.5)
+# How long the first of two holders of a unit waits for the other to go,
+# reading LXD every CONTEST_POLL_SECONDS.
+CONTEST_WAIT_SECONDS = 20
+CONTEST_POLL_SECONDS = 0.5
 
 
 def wanted(allocations):
@@ -114,7 +134,70 @@ class GPUs(object):
             yield container.Part()
             return
         with lockutils.lock(LOCK_PREFIX + instance.node):
-            yield self._pick(instance, specs, allocations)
+            part = self._pick(instance, specs, allocations)
+            yield part
+            if part.devices:
+                self._check_kept(instance)
+
+    def created(self, instance, specs, allocations, create, remove):
+        """``create(part)`` with the instance's GPUs (a container.Part).
+
+        When another writer took one of its units at the same time,
+        ``remove()`` undoes the create and the cards are picked again
+        after a random pause, up to CLAIM_ATTEMPTS times.
+        """
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                with self.claimed(instance, specs, allocations) as part:
+                    create(part)
+                return
+            except assignment.GPUsTaken as e:
+                LOG.warning('%s; trying again (%d of %d)', e, attempt,
+                            CLAIM_ATTEMPTS, instance=instance)
+                remove()
+                if attempt == CLAIM_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(*CLAIM_PAUSE_SECONDS))
+
+    def _ledger(self, member):
+        """Who holds what on ``member``, from every LXD project."""
+        if not self.lxd.sees_all_projects():
+            raise assignment.GPUAssignmentError(
+                'GPU servers are refused: nova-compute\'s LXD client cannot '
+                'list every project\'s containers (a restricted certificate '
+                'or no instance_all_projects)')
+        book = assignment.ledger(self.lxd.instances_of_all_projects(),
+                                 member)
+        for name, device, why in book.wide:
+            LOG.warning('Container %s holds every GPU of member %s (gpu '
+                        'device %s: %s): cards given to servers there are '
+                        'shared with it', name, member, device, why)
+        return book
+
+    def _check_kept(self, instance):
+        """Return once nobody else holds the instance's units.
+
+        Raises GPUsTaken when the instance gives them up: at once where it
+        came later than another holder, after CONTEST_WAIT_SECONDS where
+        the others stay.
+        """
+        cards, _ = self._members[instance.node]
+        deadline = time.monotonic() + CONTEST_WAIT_SECONDS
+        while True:
+            taken = assignment.contested(cards, self.config,
+                                         self._ledger(instance.node),
+                                         instance.uuid)
+            if not taken:
+                return
+            if (any(c.yields for c in taken) or
+                    time.monotonic() >= deadline):
+                raise assignment.GPUsTaken(instance.node, taken)
+            LOG.info('Member %s: %s, given to this container, also taken '
+                     'by %s; waiting for them to give it up',
+                     instance.node, ', '.join(c.unit for c in taken),
+                     '; '.join(', '.join(c.others) for c in taken),
+                     instance=instance)
+            time.sleep(CONTEST_POLL_SECONDS)
 
     def _pick(self, instance, specs, allocations):
         member = instance.node
@@ -125,8 +208,7 @@ class GPUs(object):
         cards, names = self._members[member]
         extensions = self.lxd.api_extensions
         devices = assignment.assign(
-            cards, allocations, names,
-            assignment.ledger(self.lxd.instances_of_all_projects(), member),
+            cards, allocations, names, self._ledger(member),
             member, instance.uuid, self.config,
             assignment.shapes(extensions, specs.nvidia_runtime))
         nvidia = assignment.nvidia_config(

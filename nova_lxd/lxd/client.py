@@ -302,12 +302,32 @@ class LXD(object):
         """All instances of the project with their config: one request."""
         return self._get(self._client.api.instances, params={'recursion': 1})
 
+    def sees_all_projects(self):
+        """Whether ``instances_of_all_projects`` lists every project.
+
+        Not without LXD's ``instance_all_projects``; and not for a client
+        certificate LXD restricted to some projects, for which LXD answers
+        ``all-projects`` with those projects' instances only, silently.
+        Over the local socket the client is LXD's root.
+        """
+        if 'instance_all_projects' not in self.api_extensions:
+            return False
+        if not self.endpoint.startswith('https://'):
+            return True
+        fingerprint = tls.certificate_fingerprint(self.conf.client_cert)
+        try:
+            mine = self._get(self._client.api.certificates[fingerprint])
+        except errors.LXDError:
+            return False
+        return not mine.get('restricted')
+
     def instances_of_all_projects(self):
         """Every project's instances: one request.
 
         What holds a card matters whichever project it is in. LXD refuses
         ``all-projects`` together with ``project``, so this request goes
-        without the client's project.
+        without the client's project. Complete only when
+        ``sees_all_projects``.
         """
         if 'instance_all_projects' not in self.api_extensions:
             return self.instances()

@@ -9,17 +9,34 @@ created; starting it needs the real card, which these machines lack, so
 the boot must fail with a clear fault and leave nothing behind.
 """
 
+import contextlib
 import io
 import json
+import threading
+import types
 
 import fixtures
+from nova.compute import provider_tree
+import nova.conf
+from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_lxd.cmd import gpus
+from nova_lxd import constants
+from nova_lxd import container
+from nova_lxd.extra_specs import LXDSpecs
+from nova_lxd.gpu import assignment
+from nova_lxd.gpu import devices
+from nova_lxd.gpu import options
 from nova_lxd.lxd import client
+from nova_lxd.lxd import tls
+from tests import certs
 from tests.functional import base
 from tests.unit import data as gpu_data
+from tests.unit import fakes
 
+CONF = nova.conf.CONF
 RTX = 'lxd1_gpu_10de_1e04'
+RTX_PCI = '0000:03:00.0'
 GTX = 'lxd1_gpu_10de_1b06'
 
 
@@ -159,4 +176,157 @@ class GPUTest(base.LXDServicesTestCase):
         self.assertEqual(1, len([d for d in devices.values()
                                  if d['type'] == 'gpu']))
         self.assertIn('LXD:', server['fault']['message'])
+        self.assertEqual(before, {i.name for i in self.lxd.instances.all()})
+
+    def rtx_holders(self):
+        """The containers whose own devices name the RTX 2080 Ti."""
+        return sorted(i.name for i in self.lxd.instances.all()
+                      if any(d.get('type') == 'gpu' and
+                             d.get('pci') == RTX_PCI
+                             for d in i.devices.values()))
+
+    def race(self, theirs_first=False):
+        """Another nova-compute spawns on lxd1 while ours does.
+
+        Another deployment sharing the cluster: its own Placement counted
+        the RTX free, its own lock knows nothing of this process's. Both
+        pick before either creates (the barrier). ``theirs_first``: our
+        create waits for theirs. Returns (their outcome, [(container
+        started, the RTX's holders then)], our server).
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.lockutils', types.SimpleNamespace(
+                lock=lambda name: contextlib.nullcontext())))
+        self.picked, self.names = {}, {}
+        both_picked = threading.Barrier(2)
+        real_pick = devices.GPUs._pick
+
+        def pick(gpus, instance, specs, allocations):
+            part = real_pick(gpus, instance, specs, allocations)
+            if instance.uuid not in self.picked:
+                self.names[instance.uuid] = container.name(instance)
+                self.picked[instance.uuid] = part.devices[
+                    'nova-gpu-0']['pci']
+                both_picked.wait(120)
+            return part
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.GPUs._pick', pick))
+        starts = []
+        real_change_state = client.LXD.change_state
+
+        def change_state(lxd, name, action, **kwargs):
+            if action == 'start':
+                starts.append((name, self.rtx_holders()))
+            return real_change_state(lxd, name, action, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.change_state', change_state))
+        theirs_created = threading.Event()
+        real_create = client.LXD.create_instance
+
+        def create_instance(lxd, body, member):
+            if theirs_first and body['name'] != self.theirs.name:
+                theirs_created.wait(120)
+            real_create(lxd, body, member)
+            if body['name'] == self.theirs.name:
+                theirs_created.set()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.lxd.client.LXD.create_instance', create_instance))
+
+        # The other service: its own client, GPU room and provider tree.
+        other = client.LXD(CONF.lxd)
+        other_gpus = devices.GPUs(other, options.from_conf(CONF), None)
+        tree = provider_tree.ProviderTree()
+        tree.new_root('lxd1', uuids.other_lxd1)
+        other_gpus.update_providers(tree, 'lxd1', other.resources('lxd1'))
+        allocations = {tree.data(RTX).uuid: {'resources': {'PGPU': 1}}}
+        self.theirs = theirs = fakes.instance(
+            uuid=uuids.theirs, node='lxd1', id=0xb0b)
+        outcome = []
+
+        def their_spawn():
+            try:
+                with other_gpus.claimed(theirs, LXDSpecs(),
+                                        allocations) as part:
+                    other.create_instance({
+                        'name': theirs.name, 'profiles': [],
+                        'source': {'type': 'image', 'alias': self.bed.image},
+                        'config': {constants.INSTANCE_UUID_KEY: theirs.uuid},
+                        'devices': dict(part.devices, root={
+                            'type': 'disk', 'path': '/',
+                            'pool': self.bed.pool})}, 'lxd1')
+                outcome.append('kept')
+            except assignment.GPUsTaken:
+                other.delete_owned(theirs.name, constants.INSTANCE_UUID_KEY,
+                                   theirs.uuid)
+                outcome.append('given up')
+        self.addCleanup(other.delete_owned, theirs.name,
+                        constants.INSTANCE_UUID_KEY, theirs.uuid)
+        thread = threading.Thread(target=their_spawn)
+        thread.start()
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none', expected_state='ERROR')
+        thread.join(120)
+        # The race happened: both picked the one RTX.
+        self.assertEqual([RTX_PCI, RTX_PCI], list(self.picked.values()))
+        (theirs_kept,) = outcome
+        return theirs_kept, starts, server
+
+    def test_two_services_racing_for_the_card_give_it_once(self):
+        # LXD ends with the card in one container, never in two at once:
+        # whichever LXD created first keeps it.
+        outcome, starts, server = self.race()
+        ours = self.names[server['id']]
+        if outcome == 'kept':
+            # Ours gave it up: never started, told why, nothing left.
+            self.assertEqual([], starts)
+            self.assertEqual([self.theirs.name], self.rtx_holders())
+            self.assertIn('0 free', server['fault']['message'])
+        else:
+            # Theirs gave it up: ours started with the card alone (and
+            # failed there: these machines have no RTX).
+            self.assertEqual([(ours, [ours])], starts)
+            self.assertIn('LXD:', server['fault']['message'])
+            self.assertEqual([], self.rtx_holders())
+
+    def test_the_later_created_gives_the_card_up_and_picks_again(self):
+        outcome, starts, server = self.race(theirs_first=True)
+        self.assertEqual('kept', outcome)
+        self.assertEqual([], starts)
+        # Ours saw theirs after its create, was removed and picked again:
+        # no card left; the tenant is told so, the operator who took it.
+        self.assertIn('1 x PGPU of GPU model 10de:1e04 asked, 0 free',
+                      server['fault']['message'])
+        self.assertNotIn(self.theirs.name, server['fault']['message'])
+        self.assertIn('also taken by %s at the same time' % self.theirs.name,
+                      self.stdlog.logger.output)
+        self.assertIn('trying again (1 of 3)', self.stdlog.logger.output)
+        self.assertEqual([self.theirs.name], self.rtx_holders())
+
+    def test_refused_when_the_certificate_sees_only_some_projects(self):
+        # LXD answers a certificate restricted to some projects with those
+        # projects' containers only: the RTX held in another project would
+        # look free. GPU servers are refused instead; others still boot.
+        project = 'nova-lxd-test-ops'
+        self.addCleanup(self.lxd.projects.create(project, config={
+            'features.images': 'false', 'features.profiles': 'false'}).delete)
+        self.hold_rtx('notebook', self.bed.client(project=project))
+        cert, key = certs.write_self_signed(
+            self.useFixture(fixtures.TempDir()).path, 'nova-restricted')
+        with open(cert, 'rb') as f:
+            self.lxd.certificates.create('', f.read(),
+                                         name='nova-lxd-test-restricted',
+                                         projects=['default'],
+                                         restricted=True)
+        self.addCleanup(self.lxd.certificates.get(
+            tls.certificate_fingerprint(cert)).delete)
+        self.flags(client_cert=cert, client_key=key, group='lxd')
+        self.compute = self.restart_compute_service(self.compute)
+        before = {i.name for i in self.lxd.instances.all()}
+
+        server = self._create_server(image_uuid=self.image(),
+                                     flavor_id=self.rtx_flavor(),
+                                     networks='none', expected_state='ERROR')
+        self.assertIn("cannot list every project's containers",
+                      server['fault']['message'])
         self.assertEqual(before, {i.name for i in self.lxd.instances.all()})

@@ -59,6 +59,9 @@ class FakeLXD(object):
         self.calls.append(('instances',))
         return self.lxd_instances
 
+    def sees_all_projects(self):
+        return True
+
     def instances_of_all_projects(self):
         self.calls.append(('instances_of_all_projects',))
         return self.lxd_instances + self.other_projects

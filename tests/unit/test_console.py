@@ -2,6 +2,7 @@
 
 from unittest import mock
 
+import fixtures
 from nova import exception
 from nova import test
 from oslo_utils.fixture import uuidsentinel as uuids
@@ -57,3 +58,24 @@ class ConsoleLogsTest(test.NoDBTestCase):
         self.logs.keep(self.instance)
         self.assertEqual(b'first run\nsecond run\n',
                          self.logs.output(self.instance))
+
+    def test_bounded_in_total_the_least_recent_forgotten_first(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.console.MAX_TOTAL_BYTES', 10))
+        one, two, three = (fakes.instance(uuid=u) for u in (
+            uuids.one, uuids.two, uuids.three))
+        self.lxd.console_log.side_effect = [b'1111', b'2222', b'11',
+                                            b'3333', b'', b'']
+        for instance in (one, two, one, three):
+            self.logs.output(instance)
+        # one (6 bytes, read again) stays; two, read before, goes.
+        self.assertEqual(b'111111', self.logs.output(one))
+        self.assertEqual(b'', self.logs.output(two))
+        self.assertLessEqual(self.logs._total, 10)
+
+    def test_forgotten_with_its_server(self):
+        self.lxd.console_log.return_value = b'secret\n'
+        self.logs.output(self.instance)
+        self.assertEqual(b'secret\n', self.logs.forget(self.instance))
+        self.assertEqual(0, self.logs._total)
+        self.assertEqual(b'', self.logs.forget(self.instance))

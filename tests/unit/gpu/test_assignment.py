@@ -450,6 +450,84 @@ def nvidia_config(specs, extensions, mig=False, allow_runtime=True):
                                     allow_runtime=allow_runtime)
 
 
+class ContestedTest(testtools.TestCase):
+    """After its create: does anyone else hold what the instance got?"""
+
+    def contested(self, cards, instances, config=options.DEFAULT):
+        return [(c.unit, list(c.others), c.yields)
+                for c in assignment.contested(
+                    cards, config, assignment.ledger(instances, MEMBER), ME)]
+
+    def test_a_whole_card_held_by_another_too(self):
+        mine = _container('me', {'nova-gpu-0': _pci(data.pci_of(0))}, ME,
+                          created_at='2026-11-30T20:00:01.5Z')
+        self.assertEqual([], self.contested(_h200(2), [mine]))
+        other = _container('other', {'nova-gpu-0': _pci(data.pci_of(0))},
+                           OTHER, project='team-b',
+                           created_at='2026-11-30T20:00:01.25Z')
+        # The other came first: this one gives the card up.
+        self.assertEqual([(data.pci_of(0), ['team-b/other'], True)],
+                         self.contested(_h200(2), [mine, other]))
+        # Another card held by another is none of its business.
+        elsewhere = _container('x', {'g': _pci(data.pci_of(1))})
+        self.assertEqual([(data.pci_of(0), ['team-b/other'], True)],
+                         self.contested(_h200(2), [mine, other, elsewhere]))
+
+    def test_the_first_created_keeps_then_the_name_decides(self):
+        def pair(mine_at, other_at, other_name='other'):
+            return self.contested(_h200(1), [
+                _container('me', {'nova-gpu-0': _pci(data.pci_of(0))}, ME,
+                           created_at=mine_at),
+                _container(other_name, {'g': _pci(data.pci_of(0))},
+                           OTHER, created_at=other_at)])[0][2]
+        # Nanoseconds as LXD writes them, its trailing zeros cut.
+        self.assertFalse(pair('2026-11-30T20:00:01.12Z',
+                              '2026-11-30T20:00:01.123456789Z'))
+        self.assertTrue(pair('2026-11-30T20:00:02Z',
+                             '2026-11-30T20:00:01.999Z'))
+        same = '2026-11-30T20:00:01Z'
+        self.assertFalse(pair(same, same, 'zz'))
+        self.assertTrue(pair(same, same, 'aa'))
+        # An unreadable time comes last.
+        self.assertTrue(pair('yesterday', same))
+
+    def test_a_shared_card_beyond_its_slots(self):
+        config = options.parse(modes=['10de:1e04=shared:2'])
+        rtx = _pci('0000:03:00.0')
+        held = [_container('me', {'nova-gpu-0': rtx}, ME,
+                           created_at='2026-11-30T20:00:02Z'),
+                _container('b', {'nova-gpu-0': rtx}, OTHER,
+                           created_at='2026-11-30T20:00:01Z')]
+        self.assertEqual([], self.contested(_rtx(), held, config))
+        held.append(_container('c', {'nova-gpu-0': rtx}, 'cccc',
+                               created_at='2026-11-30T20:00:03Z'))
+        # Second of three on two slots: c gives up, this one waits.
+        self.assertEqual([('0000:03:00.0', ['b', 'c'], False)],
+                         self.contested(_rtx(), held, config))
+        held[2]['created_at'] = '2026-11-30T20:00:00Z'
+        self.assertEqual([('0000:03:00.0', ['b', 'c'], True)],
+                         self.contested(_rtx(), held, config))
+
+    def test_a_mig_slice_held_twice_or_its_card_whole(self):
+        cards, slices = _a100_mig()
+        mig = {'type': 'gpu', 'gputype': 'mig', 'pci': data.pci_of(0),
+               'mig.uuid': slices[0][1]}
+        config = options.parse(modes=['10de:20b2=mig'])
+        mine = _container('me', {'nova-gpu-0': mig}, ME)
+        self.assertEqual([], self.contested(cards, [mine], config))
+        for other in (_container('b', {'nova-gpu-0': mig}, OTHER),
+                      _container('b', {'g': _pci(data.pci_of(0))})):
+            self.assertEqual([(slices[0][1].lower(), ['b'], True)],
+                             self.contested(cards, [mine, other], config))
+
+    def test_taken_names_the_units_and_tells_the_tenant_nothing_of_them(self):
+        e = assignment.GPUsTaken(MEMBER, [assignment.Contest(
+            data.pci_of(0), ('team-b/x',), True)])
+        self.assertIn('also taken by team-b/x', str(e))
+        self.assertNotIn('team-b', e.tenant_message)
+        self.assertIsInstance(e, assignment.GPUAssignmentError)
+
+
 class NvidiaConfigTest(testtools.TestCase):
     FULL = LXDSpecs(nvidia_runtime=True,
                     nvidia_driver_capabilities='compute,utility,video',

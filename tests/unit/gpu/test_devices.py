@@ -1,6 +1,7 @@
 """The GPU room: providers of a member, cards picked under its lock."""
 
 import contextlib
+import datetime
 import threading
 import time
 from unittest import mock
@@ -9,6 +10,7 @@ import fixtures
 from nova.compute import provider_tree
 from nova import test
 from oslo_utils.fixture import uuidsentinel as uuids
+import testtools
 
 from nova_lxd.extra_specs import LXDSpecs
 from nova_lxd.gpu import assignment
@@ -32,11 +34,18 @@ class FakeLXD(object):
         self.profiles = []
         self.read_barrier = None
         self.unused_deleted = []
+        self.all_projects = True
+
+    def sees_all_projects(self):
+        return self.all_projects
 
     def instances_of_all_projects(self):
         found = list(self.containers)
-        if self.read_barrier:
-            self.read_barrier.wait(5)
+        barrier = self.read_barrier
+        if barrier:
+            # Each thread's first read waits for the other's.
+            barrier.wait(5)
+            self.read_barrier = None
         return found
 
     def ensure_profile(self, body):
@@ -64,8 +73,9 @@ class GPUsTestCase(test.NoDBTestCase):
             self.gpus.update_providers(self.tree, member, host)
 
     def instance(self, member='lxd1', uuid=None):
-        return fakes.instance(
-            uuid=uuid or uuids.instance, node=member)
+        uuid = uuid or uuids.instance
+        # A container name of its own: instance-<8 hex digits of the UUID>.
+        return fakes.instance(uuid=uuid, node=member, id=int(uuid[:8], 16))
 
     def allocations(self, member='lxd1', amount=1):
         gpu = self.tree.data(H200 % member).uuid
@@ -76,14 +86,23 @@ class GPUsTestCase(test.NoDBTestCase):
         """Claim, then "create" the container with the devices."""
         if started:
             started.wait(5)
-        with self.gpus.claimed(instance, LXDSpecs(),
-                               self.allocations(instance.node)) as part:
+
+        def create(part):
             time.sleep(0.02)        # LXD's create takes a while
             self.lxd.containers.append({
                 'name': instance.name, 'location': instance.node,
+                'created_at': datetime.datetime.now(
+                    datetime.timezone.utc).isoformat(),
                 'config': {'user.nova.instance_uuid': instance.uuid},
                 'devices': part.devices})
-        results[instance.uuid] = part
+            results[instance.uuid] = part
+
+        def remove():
+            self.lxd.containers[:] = [c for c in self.lxd.containers
+                                      if c['name'] != instance.name]
+            del results[instance.uuid]
+        self.gpus.created(instance, LXDSpecs(),
+                          self.allocations(instance.node), create, remove)
 
     def spawn_two(self):
         results, started = {}, threading.Barrier(2)
@@ -112,16 +131,92 @@ class ClaimTest(GPUsTestCase):
         self.assertEqual({data.pci_of(0), data.pci_of(1)},
                          set(self.spawn_two()))
 
-    def test_without_the_lock_they_collide(self):
-        # The race the lock prevents: both read the ledger before either
-        # creates its container.
+    def test_two_processes_both_picking_one_card_try_again(self):
+        # Two nova-computes, each with its own lock: both read the ledger
+        # before either creates its container and pick one card. The
+        # later created gives it up when it sees the other, and picks
+        # again after a random pause.
         self.useFixture(fixtures.MonkeyPatch(
             'oslo_concurrency.lockutils.lock',
             lambda name: contextlib.nullcontext()))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.CLAIM_PAUSE_SECONDS', (0.01, 0.3)))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.CONTEST_POLL_SECONDS', 0.01))
+        log = self.useFixture(fixtures.FakeLogger())
         self.lxd.read_barrier = threading.Barrier(2)
         picked = self.spawn_two()
-        self.assertEqual(2, len(picked))
-        self.assertEqual(1, len(set(picked)))
+        self.assertEqual({data.pci_of(0), data.pci_of(1)}, set(picked))
+        self.assertIn('also taken by instance-', log.output)
+        self.assertEqual(2, len(self.lxd.containers))
+
+    def claim_against(self, other_at, other_stays=True):
+        """Claim while 'other', created at ``other_at``, takes the card.
+
+        ``other_stays``: False: it is gone at the second read.
+        """
+        reads = []
+        real = self.lxd.instances_of_all_projects
+
+        def instances():
+            found = real()
+            reads.append(len(found))
+            if len(reads) > 2 and not other_stays:
+                found = [c for c in found if c['name'] != 'other']
+            return found
+        self.lxd.instances_of_all_projects = instances
+        with self.gpus.claimed(self.instance(), LXDSpecs(),
+                               self.allocations()) as part:
+            self.lxd.containers += [
+                {'name': 'other', 'location': 'lxd1', 'config': {},
+                 'created_at': other_at,
+                 'devices': {'g': part.devices['nova-gpu-0']}},
+                {'name': 'mine', 'location': 'lxd1',
+                 'created_at': '2026-11-30T20:00:02Z',
+                 'config': {'user.nova.instance_uuid': uuids.instance},
+                 'devices': part.devices}]
+        return reads
+
+    def test_a_card_taken_meanwhile_by_an_earlier_one_is_given_up(self):
+        with testtools.ExpectedException(assignment.GPUsTaken,
+                                         '.*also taken by other'):
+            self.claim_against('2026-11-30T20:00:01Z')
+
+    def test_the_first_holder_waits_for_the_later_to_go(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.CONTEST_POLL_SECONDS', 0.01))
+        log = self.useFixture(fixtures.FakeLogger())
+        reads = self.claim_against('2026-11-30T20:00:03Z',
+                                   other_stays=False)
+        self.assertEqual(3, len(reads))     # pick, contested, then free
+        self.assertIn('waiting for them to give it up', log.output)
+
+    def test_the_first_holder_gives_up_when_the_later_stays(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.CONTEST_POLL_SECONDS', 0.01))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.gpu.devices.CONTEST_WAIT_SECONDS', 0.1))
+        with testtools.ExpectedException(assignment.GPUsTaken):
+            self.claim_against('2026-11-30T20:00:03Z')
+
+    def test_refused_when_the_ledger_cannot_see_every_project(self):
+        self.lxd.all_projects = False
+        claim = self.gpus.claimed(self.instance(), LXDSpecs(),
+                                  self.allocations())
+        e = self.assertRaises(assignment.GPUAssignmentError,
+                              claim.__enter__)
+        self.assertIn('cannot list every project', str(e))
+
+    def test_containers_with_every_gpu_are_reported(self):
+        self.lxd.containers.append(
+            {'name': 'ops/all', 'location': 'lxd1', 'config': {},
+             'devices': {'gpus': {'type': 'gpu'}}})
+        log = self.useFixture(fixtures.FakeLogger())
+        with self.gpus.claimed(self.instance(), LXDSpecs(),
+                               self.allocations()):
+            pass
+        self.assertIn('Container ops/all holds every GPU of member lxd1 '
+                      '(gpu device gpus', log.output)
 
     def test_one_lock_per_member(self):
         claim = self.gpus.claimed(self.instance('lxd1', uuids.one),

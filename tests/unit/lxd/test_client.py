@@ -221,6 +221,41 @@ class RequestTest(test.NoDBTestCase):
         self.assertIsNone(self.lxd.image_alias('b'))
 
 
+class SeesAllProjectsTest(test.NoDBTestCase):
+    """Whether the GPU ledger can trust an all-projects listing."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MockPatch(
+            'nova_lxd.lxd.tls.certificate_fingerprint',
+            return_value='f1ng'))
+
+    def lxd(self, endpoint, extensions=('instance_all_projects',),
+            mine=None):
+        lxd = object.__new__(client.LXD)
+        lxd.endpoint = endpoint
+        lxd.info = {'api_extensions': list(extensions)}
+        lxd.conf = mock.Mock(client_cert='/etc/nova/lxd/client.crt')
+        lxd._client = mock.MagicMock()
+        lxd._get = mock.Mock(side_effect=mine)
+        return lxd
+
+    def test_the_local_socket_is_root(self):
+        self.assertTrue(self.lxd('/var/lib/lxd/unix.socket')
+                        .sees_all_projects())
+        self.assertFalse(self.lxd('/var/lib/lxd/unix.socket', ())
+                         .sees_all_projects())
+
+    def test_a_restricted_certificate_sees_its_projects_only(self):
+        https = 'https://lxd:8443'
+        self.assertTrue(self.lxd(https, mine=[{'restricted': False}])
+                        .sees_all_projects())
+        self.assertFalse(self.lxd(https, mine=[{'restricted': True}])
+                         .sees_all_projects())
+        self.assertFalse(self.lxd(https, mine=errors.LXDError(
+            reason='not authorized')).sees_all_projects())
+
+
 class HTTPSOptionsTest(test.NoDBTestCase):
     """The client key's mode and [lxd] insecure, before any request."""
 
