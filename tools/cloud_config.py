@@ -272,6 +272,8 @@ def nova_conf(cloud):
             # [nova] section); no event within 120 s fails the boot.
             'vif_plugging_is_fatal': 'true',
             'vif_plugging_timeout': 120,
+            # A resize may keep the container on its member (changed live).
+            'allow_resize_to_same_host': 'true',
         },
         'api': {'auth_strategy': 'keystone'},
         'wsgi': {'api_paste_config': os.path.join(cloud.etc, 'api-paste.ini')},

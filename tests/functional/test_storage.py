@@ -206,6 +206,35 @@ class VolumeTest(StorageTestCase):
         self.assertEqual([], _loops_of(self.loops.folder))
         self.assertEqual('Running', self.container(server)['status'])
 
+    def test_nfs_volume_refused_before_anything_is_mounted(self):
+        """Cinder's NFS connection (os-brick's RemoteFS): a file, refused."""
+        server = self.boot_for_volumes()
+        volume_id = str(uuid.uuid4())
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.CinderFixture.VOLUME_CONNECTION_INFO',
+            dict(cinder_fixture.CinderFixture.VOLUME_CONNECTION_INFO, **{
+                volume_id: {'driver_volume_type': 'nfs',
+                            'mount_point_base': '/var/lib/cinder/mnt',
+                            'data': {'export': '192.0.2.20:/srv/cinder',
+                                     'name': 'volume-' + volume_id,
+                                     'options': None, 'format': 'raw'}}})))
+        self.api.post_server_volume(server['id'], {
+            'volumeAttachment': {'volumeId': volume_id}})
+        self.notifier.wait_for_versioned_notifications(
+            'instance.volume_attach.error')
+        self._wait_for_volume_detach(server['id'], volume_id)
+        error = [n for n in self.notifier.versioned_notifications
+                 if n['event_type'] == 'instance.volume_attach.error'][0]
+        self.assertIn('is a nfs volume: a file on a shared filesystem, not '
+                      'a block device',
+                      error['payload']['nova_object.data']['fault'][
+                          'nova_object.data']['exception_message'])
+        # No os-brick connector was even made; the container is as it was.
+        self.assertEqual([], self.loops.protocols)
+        self.assertEqual(['root'], sorted(self.container(server)['devices']))
+        self.assertEqual('ACTIVE',
+                         self.api.get_server(server['id'])['status'])
+
     def test_deleting_the_server_disconnects_its_volume(self):
         server = self.boot_for_volumes()
         volume_id = str(uuid.uuid4())
