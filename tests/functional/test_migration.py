@@ -149,14 +149,15 @@ class ColdMigrationTest(MigrationTestCase):
         self.flags(allow_resize_to_same_host=True)
         bigger = self._create_flavor(name='bigger', vcpu=2, memory_mb=512,
                                      disk=1, ephemeral=0)
-        server = self.boot_on('lxd3')
-        self.only_member('lxd3')
+        member = self.bed.members[-1]
+        server = self.boot_on(member)
+        self.only_member(member)
         pid = self.state(server)['pid']
         server = self._resize_server(server, bigger)
-        self.assertOn(server, 'lxd3', limits=('2', '512MiB'))
+        self.assertOn(server, member, limits=('2', '512MiB'))
         self.assertEqual(pid, self.state(server)['pid'])
         server = self._confirm_resize(server)
-        self.assertOn(server, 'lxd3', limits=('2', '512MiB'))
+        self.assertOn(server, member, limits=('2', '512MiB'))
 
     def test_shelve_offloaded_and_unshelve_where_placement_picks(self):
         self.glance_keeps_uploads()
