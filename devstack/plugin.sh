@@ -6,8 +6,9 @@
 # stack install      LXD (Debian's lxd package, or the snap on Ubuntu),
 #                    this project (setup_develop)
 # stack post-config  LXD initialised or joined to a cluster, the LXD
-#                    project, a client certificate LXD trusts, nova-cpu.conf
-#                    ([DEFAULT] compute_driver, [lxd]), Glance's formats
+#                    project, a client certificate LXD trusts, nova.conf
+#                    ([DEFAULT] compute_driver, [lxd]; nova-cpu.conf is
+#                    made from it), Glance's formats
 # stack extra        a busybox LXD image in Glance, example flavors, GPU
 #                    flavors for the GPUs nova-lxd-gpus finds
 # stack test-config  tempest's feature flags (devstack/tempest-flags.ini)
@@ -240,28 +241,30 @@ function init_nova_lxd_lxd {
         die $LINENO "could not read LXD's certificate"
 }
 
-# post-config: nova-cpu.conf
+# post-config: nova-compute's options. They go into nova.conf: DevStack
+# makes nova-cpu.conf only when it starts nova-compute, as a copy of
+# nova.conf (lib/nova, start_nova_compute), after the post-config phase.
 function configure_nova_lxd {
-    iniset "$NOVA_CPU_CONF" DEFAULT compute_driver lxd.LXDDriver
+    iniset "$NOVA_CONF" DEFAULT compute_driver lxd.LXDDriver
     case $NOVA_LXD_ENDPOINT in
         local)
-            iniset "$NOVA_CPU_CONF" lxd endpoint "$(nova_lxd_socket)"
+            iniset "$NOVA_CONF" lxd endpoint "$(nova_lxd_socket)"
             ;;
         https)
-            iniset "$NOVA_CPU_CONF" lxd endpoint "https://$NOVA_LXD_CLUSTER_ADDRESS"
-            iniset "$NOVA_CPU_CONF" lxd client_cert "$NOVA_LXD_CERT_DIR/client.crt"
-            iniset "$NOVA_CPU_CONF" lxd client_key "$NOVA_LXD_CERT_DIR/client.key"
-            iniset "$NOVA_CPU_CONF" lxd server_cert "$NOVA_LXD_CERT_DIR/server.crt"
+            iniset "$NOVA_CONF" lxd endpoint "https://$NOVA_LXD_CLUSTER_ADDRESS"
+            iniset "$NOVA_CONF" lxd client_cert "$NOVA_LXD_CERT_DIR/client.crt"
+            iniset "$NOVA_CONF" lxd client_key "$NOVA_LXD_CERT_DIR/client.key"
+            iniset "$NOVA_CONF" lxd server_cert "$NOVA_LXD_CERT_DIR/server.crt"
             ;;
         *)
             die $LINENO "NOVA_LXD_ENDPOINT must be local or https, not '$NOVA_LXD_ENDPOINT'"
             ;;
     esac
-    iniset "$NOVA_CPU_CONF" lxd project "$NOVA_LXD_PROJECT"
-    iniset "$NOVA_CPU_CONF" lxd storage_pool "$NOVA_LXD_STORAGE_POOL"
-    iniset "$NOVA_CPU_CONF" lxd allow_privileged "$NOVA_LXD_ALLOW_PRIVILEGED"
-    iniset "$NOVA_CPU_CONF" lxd allow_nesting "$NOVA_LXD_ALLOW_NESTING"
-    iniset "$NOVA_CPU_CONF" lxd allow_dir_pool "$NOVA_LXD_ALLOW_DIR_POOL"
+    iniset "$NOVA_CONF" lxd project "$NOVA_LXD_PROJECT"
+    iniset "$NOVA_CONF" lxd storage_pool "$NOVA_LXD_STORAGE_POOL"
+    iniset "$NOVA_CONF" lxd allow_privileged "$NOVA_LXD_ALLOW_PRIVILEGED"
+    iniset "$NOVA_CONF" lxd allow_nesting "$NOVA_LXD_ALLOW_NESTING"
+    iniset "$NOVA_CONF" lxd allow_dir_pool "$NOVA_LXD_ALLOW_DIR_POOL"
     local opt var
     for opt in members gpu_devices gpu_modes gpu_traits; do
         var=NOVA_LXD_${opt^^}
@@ -269,13 +272,12 @@ function configure_nova_lxd {
             # iniset echoes the value unquoted: "*" would become the
             # names of the files here.
             set -o noglob
-            iniset "$NOVA_CPU_CONF" lxd "$opt" "${!var}"
+            iniset "$NOVA_CONF" lxd "$opt" "${!var}"
             set +o noglob
         fi
     done
     # A resize keeps the container on its member.
     iniset "$NOVA_CONF" DEFAULT allow_resize_to_same_host True
-    iniset "$NOVA_CPU_CONF" DEFAULT allow_resize_to_same_host True
 }
 
 # post-config: Glance takes LXD images as disk_format raw, container_format

@@ -55,10 +55,15 @@ declare -A GITDIR
 GITDIR[nova-lxd]=%(repo)s
 function hostname { echo %(host)s; }
 %(localrc)s
+source %(repo)s/devstack/override-defaults
 source %(repo)s/devstack/settings
 '''
 
 SERVICES = 'g-api,n-api,n-cpu,n-cond,n-sch,placement-api,tempest'
+# stack.sh starts nova-compute between post-config and extra; lib/nova's
+# start_nova_compute first makes nova-cpu.conf a copy of nova.conf (bug
+# 1802143), which is all of it the plugin depends on.
+START_NOVA_COMPUTE = 'start nova-compute'
 
 
 def _ini(path):
@@ -121,7 +126,8 @@ class Sandbox(object):
             check=True, capture_output=True)
         for conf, text in (
                 ('etc/nova/nova.conf', '[DEFAULT]\ndebug = True\n'),
-                ('etc/nova/nova-cpu.conf', '[DEFAULT]\ndebug = True\n'),
+                # A previous stack's: the next start replaces it.
+                ('etc/nova/nova-cpu.conf', '[DEFAULT]\nold = True\n'),
                 ('etc/glance/glance-api.conf', '[DEFAULT]\ndebug = True\n'),
                 ('opt/stack/tempest/etc/tempest.conf',
                  '[compute-feature-enabled]\nvnc_console = True\n'
@@ -158,15 +164,22 @@ class Sandbox(object):
         return os.path.join(self.sandbox, relative)
 
     def run_plugin(self, calls, localrc='', vendor='Debian', release='12',
-                   services=SERVICES, virt_driver='lxd', env=None):
-        """Source settings, then plugin.sh once per (mode, phase)."""
+                   services=SERVICES, virt_driver='lxd', env=None, after=''):
+        """Source settings, then plugin.sh once per (mode, phase).
+
+        ``after``: shell lines run at the end, in the same shell.
+        """
         script = PRELUDE % {
             'vendor': vendor, 'release': release, 'services': services,
             'virt_driver': virt_driver, 'repo': REPO, 'host': HOST,
             'localrc': localrc}
         for mode_phase in calls:
+            if mode_phase == START_NOVA_COMPUTE:
+                script += 'cp "$NOVA_CONF" "$NOVA_CPU_CONF"\n'
+                continue
             script += 'source %s/devstack/plugin.sh %s\n' % (REPO,
                                                              mode_phase)
+        script += after + '\n'
         env = dict(os.environ, SANDBOX=self.sandbox,
                    FAKE_HOST_DIR=self.fake,
                    PATH=self.bin + os.pathsep + os.environ['PATH'],
@@ -196,8 +209,8 @@ class Sandbox(object):
             json.dump(state, f)
 
 
-STACK = ['stack install', 'stack post-config', 'stack extra',
-         'stack test-config']
+STACK = ['stack install', 'stack post-config', START_NOVA_COMPUTE,
+         'stack extra', 'stack test-config']
 
 
 def _fingerprint(pem):
@@ -290,6 +303,8 @@ class DebianStackTest(testtools.TestCase):
                          self.box.read('etc/nova/lxd/server.crt').strip())
 
     def test_writes_nova_cpu_conf(self):
+        # What nova-compute reads: nova.conf as DevStack copied it when it
+        # started nova-compute, after post-config.
         cpu = _ini(self.box.path('etc/nova/nova-cpu.conf'))
         self.assertEqual({'debug': 'True',     # DevStack's, kept
                           'compute_driver': 'lxd.LXDDriver',
@@ -304,10 +319,13 @@ class DebianStackTest(testtools.TestCase):
             'allow_dir_pool': 'True',
             'gpu_modes': '10de:1e04=shared:4',
         }, dict(cpu['lxd']))
-        api = _ini(self.box.path('etc/nova/nova.conf'))
-        self.assertEqual('True',
-                         api['DEFAULT']['allow_resize_to_same_host'])
-        self.assertNotIn('lxd', api)
+
+    def test_serial_console_on_by_default(self):
+        # DevStack's lib/nova writes [serial_console] into nova-cpu.conf
+        # and tempest's flag when n-sproxy runs or NOVA_SERIAL_ENABLED.
+        tempest = _ini(self.box.path('opt/stack/tempest/etc/tempest.conf'))
+        self.assertEqual(
+            'True', tempest['compute-feature-enabled']['serial_console'])
 
     def test_glance_defaults_are_left_alone(self):
         # Glance's default format lists hold raw and bare.
@@ -392,7 +410,8 @@ class PluginPhasesTest(PluginTestCase):
         self.assertEqual({}, state['certificates'])
 
     def test_ubuntu_gets_the_snap(self):
-        self.run_plugin(['stack install', 'stack post-config'],
+        self.run_plugin(['stack install', 'stack post-config',
+                         START_NOVA_COMPUTE],
                         vendor='Ubuntu', release='24.04')
         self.assertIn(['snap', 'install', 'lxd', '--channel=5.0/stable'],
                       self.box.calls('snap'))
@@ -404,7 +423,7 @@ class PluginPhasesTest(PluginTestCase):
                          cpu['lxd']['endpoint'])
 
     def test_join_a_cluster_over_https(self):
-        self.run_plugin(['stack post-config'],
+        self.run_plugin(['stack post-config', START_NOVA_COMPUTE],
                         localrc='NOVA_LXD_CLUSTER_ADDRESS=192.0.2.7:8443\n'
                                 'NOVA_LXD_CLUSTER_TOKEN=c2VjcmV0\n'
                                 'NOVA_LXD_ENDPOINT=https\n'
@@ -461,8 +480,29 @@ class PluginPhasesTest(PluginTestCase):
                         services='n-api,g-api')
         self.assertEqual(1, len(self.box.calls('pip')))
         self.assertEqual([], self.box.calls('lxd') + self.box.calls('lxc'))
-        self.assertNotIn('lxd',
-                         _ini(self.box.path('etc/nova/nova-cpu.conf')))
+        api = _ini(self.box.path('etc/nova/nova.conf'))
+        self.assertNotIn('lxd', api)
+        self.assertNotIn('compute_driver', api['DEFAULT'])
+
+    def serial_console_services(self, **kwargs):
+        done = self.run_plugin([], after='echo "$NOVA_SERIAL_ENABLED '
+                               '$ENABLED_SERVICES"', **kwargs)
+        serial, services = done.stdout.split()[-2:]
+        return serial, set(services.split(','))
+
+    def test_serial_console_proxy_runs_beside_nova_api(self):
+        serial, services = self.serial_console_services()
+        self.assertEqual('True', serial)
+        self.assertIn('n-sproxy', services)
+        serial, services = self.serial_console_services(services='n-cpu')
+        self.assertEqual('True', serial)     # nova-compute's side
+        self.assertNotIn('n-sproxy', services)
+
+    def test_serial_console_can_be_turned_off(self):
+        serial, services = self.serial_console_services(
+            localrc='NOVA_SERIAL_ENABLED=False')
+        self.assertEqual('False', serial)
+        self.assertNotIn('n-sproxy', services)
 
     def test_unstack_stops_the_projects_containers(self):
         self.run_plugin(['stack post-config'])

@@ -93,7 +93,7 @@ class DevStackOnTestbedTest(testtools.TestCase):
                      check=False)
 
     def test_post_config_then_clean_in_real_lxd(self):
-        self.run_plugin('stack post-config')
+        self.run_plugin('stack post-config', test_plugin.START_NOVA_COMPUTE)
         # Nothing initialised LXD: the pool was there.
         self.assertEqual([], self.box.calls('lxd'))
         project = self.query('/1.0/projects/%s' % self.project)
@@ -111,7 +111,8 @@ class DevStackOnTestbedTest(testtools.TestCase):
                 self.box.path('etc/nova/lxd/server.crt')) as g:
             self.assertEqual(f.read().strip(), g.read().strip())
 
-        # nova-lxd-status takes the nova-cpu.conf the plugin wrote.
+        # nova-lxd-status takes the nova-cpu.conf DevStack makes from the
+        # nova.conf the plugin wrote.
         out = io.StringIO()
         with mock.patch('sys.stdout', out):
             code = status.main(['--config-file',
