@@ -519,15 +519,17 @@ class LXDDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 self._delete_rescue(instance)
                 try:
-                    self._start(instance)
+                    self.power_on(context, instance, network_info)
                 except Exception:
                     LOG.exception('The server could not be started again '
                                   'after its rescue failed',
                                   instance=instance)
 
     def unrescue(self, context, instance):
+        # Nova gives unrescue no network_info: the instance's info cache
+        # holds it. Its ports are plugged again, as at every start.
         self._delete_rescue(instance)
-        self._start(instance)
+        self.power_on(context, instance, instance.get_network_info())
 
     def resume_state_on_host_boot(self, context, instance, network_info,
                                   share_info, block_device_info=None):

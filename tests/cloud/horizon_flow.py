@@ -125,8 +125,10 @@ class Flow(object):
             (By.ID, 'console_embed')))
         self.keep('console-tab')
         self.driver.switch_to.frame(frame)
-        self.wait(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, '.terminal')))
+        # term.js takes keys only once its terminal has the focus, which
+        # a click gives it (as a user clicks into it).
+        self.wait(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, '.terminal'))).click()
         keys = ActionChains(self.driver)
         # Enter wakes busybox's "press Enter" shell; again until a prompt.
         for _ in range(30):

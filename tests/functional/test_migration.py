@@ -532,7 +532,10 @@ class NetworkMigrationTest(MigrationTestCase):
         dest = self.member(server)
         self.assertOn(server, dest)
         self.assertNicIn(port, server)
-        self.assertEqual([('plug', self.bridges[dest])], calls)
+        # The start on the destination plugs its ports again (VIFs.replug:
+        # unplug, then plug), on the destination's bridge only.
+        self.assertEqual([('unplug', self.bridges[dest]),
+                          ('plug', self.bridges[dest])], calls)
 
         del calls[:]
         server = self._revert_resize(server)

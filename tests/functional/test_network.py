@@ -165,6 +165,19 @@ class NetworkTest(Ports, base.ServersTestCase):
         self.assertWired(hybrid, server, 'eth0', hybrid=True)
         self.assertWired(native, server, 'eth1', hybrid=False)
 
+    def test_unrescue_plugs_ports_again(self):
+        hybrid = self.port(hybrid=True)
+        server = self.boot_with(hybrid)
+        self.api.post_server_action(server['id'], {'rescue': {}})
+        server = self._wait_for_state_change(server, 'RESCUE')
+        # What os-vif made went while the server was rescued (a member
+        # reboot); the unrescue starts the server with its ports plugged.
+        for prefix in ('qbr', 'qvb'):
+            ovs.run('ip', 'link', 'del', prefix + hybrid['id'][:11])
+        self.api.post_server_action(server['id'], {'unrescue': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertWired(hybrid, server, 'eth0', hybrid=True)
+
     def test_hot_plug_and_unplug_on_a_running_container(self):
         first, second = self.port(), self.port(hybrid=True)
         # A bandwidth quota (KB/s) reaches every nic, hot-plugged ones
