@@ -541,7 +541,10 @@ class NetworkMigrationTest(MigrationTestCase):
         server = self._revert_resize(server)
         self.assertOn(server, 'lxd1')
         self.assertPluggedOn(port, server, 'lxd1')
+        # Unplugged on the destination, then plugged again on the source
+        # by its start.
         self.assertEqual([('unplug', self.bridges[dest]),
+                          ('unplug', self.bridges['lxd1']),
                           ('plug', self.bridges['lxd1'])], calls)
 
         # Not the confirm here: the source's unplug deletes the port's host
