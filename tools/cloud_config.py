@@ -384,7 +384,8 @@ def horizon_settings(cloud):
 
     Sessions in files and a per-process cache (gunicorn runs one worker);
     the static files collected and compressed once into Horizon's venv;
-    the serial console in the instance's Console tab; launch defaults
+    the serial console in the instance's Console tab (framed from the
+    same origin); launch defaults
     for containers (no volume: this cloud has no Cinder).
     """
     horizon = os.path.join(cloud.state, 'horizon')
@@ -407,6 +408,9 @@ def horizon_settings(cloud):
         'STATIC_ROOT': os.path.join(cloud.horizon_venv or '', 'static'),
         'COMPRESS_OFFLINE': True,
         'CONSOLE_TYPE': 'SERIAL',
+        # The Console tab frames Horizon's own serial console page;
+        # Django's default (DENY) refuses that frame.
+        'X_FRAME_OPTIONS': 'SAMEORIGIN',
         'LAUNCH_INSTANCE_DEFAULTS': {
             'create_volume': False, 'hide_create_volume': True,
             'disable_volume': True, 'disable_volume_snapshot': True,

@@ -181,6 +181,8 @@ class CloudConfigTest(testtools.TestCase):
                          settings['OPENSTACK_KEYSTONE_URL'])
         self.assertEqual('/hv/static', settings['STATIC_ROOT'])
         self.assertEqual('SERIAL', settings['CONSOLE_TYPE'])
+        # The Console tab frames Horizon's serial console page.
+        self.assertEqual('SAMEORIGIN', settings['X_FRAME_OPTIONS'])
         self.assertFalse(settings['LAUNCH_INSTANCE_DEFAULTS']['create_volume'])
         # No memcached: sessions in the state folder, a local cache.
         self.assertEqual(os.path.join(self.state, 'horizon', 'sessions'),
