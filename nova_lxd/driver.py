@@ -437,7 +437,12 @@ class LXDDriver(driver.ComputeDriver):
             raise exception.InstancePowerOnFailure(reason=problem)
 
     def _running(self, instance):
-        return self.get_info(instance).state == power_state.RUNNING
+        # From LXD, not the power sync's listing of up to
+        # STATUS_CACHE_SECONDS ago: a container that stopped since (a
+        # shelve's clean stop before its offload) is not stopped again,
+        # which LXD refuses ("The instance is already stopped").
+        return self.get_info(
+            instance, use_cache=False).state == power_state.RUNNING
 
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,

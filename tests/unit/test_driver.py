@@ -168,6 +168,21 @@ class DriverTest(DriverTestCase):
         self.assertEqual(power_state.SHUTDOWN,
                          self.driver.get_info(inst, use_cache=False).state)
 
+    def test_power_off_asks_lxd_not_the_listing(self):
+        inst = fakes.instance(uuid=uuids.one, node='lxd1')
+        self.lxd.lxd_instances = [
+            fakes.lxd_instance(inst.name, 'lxd1', uuids.one)]
+        self.driver.list_instances()     # the power sync's: Running
+        self.lxd.states[inst.name] = {'status_code': 102}    # stopped since
+        actions = []
+        self.lxd.change_state = lambda name, action, **kw: actions.append(
+            action)
+        self.driver.power_off(inst)
+        self.assertEqual([], actions)
+        self.lxd.states[inst.name] = {'status_code': 103}
+        self.driver.power_off(inst)
+        self.assertEqual(['stop'], actions)
+
     def test_get_info_of_missing_container(self):
         # Deleted behind Nova's back: it is off (Nova's power-state sync
         # marks it SHUTOFF).
@@ -371,7 +386,8 @@ class NetworkHooksTest(DriverTestCase):
             calls, action)(**kw)
         self.driver.console = mock.Mock()
         state = power_state.RUNNING if running else power_state.SHUTDOWN
-        self.driver.get_info = lambda inst: mock.Mock(state=state)
+        self.driver.get_info = lambda inst, use_cache=True: mock.Mock(
+            state=state)
         return calls
 
     def test_reboot_stops_plugs_the_ports_again_then_starts(self):
