@@ -86,8 +86,8 @@ def workloads(report, scenario=SCENARIO):
 
     Keys: image, flavor, concurrency, times, boot and delete (seconds of
     each passed iteration's nova.boot_server and nova.delete_server),
-    failed (iterations with an error), started (the workload's start
-    time, microseconds since the epoch as Rally stores it, or None).
+    failed (iterations with an error), started (the workload's start,
+    seconds since the epoch, or None).
     """
     found = []
     for task in report.get('tasks') or []:

@@ -50,7 +50,7 @@ def _workload(concurrency, iterations, scenario=rally_report.SCENARIO,
         'scenario': {scenario: {'image': {'name': image},
                                 'flavor': {'name': 'rally-busybox'},
                                 'nics': [{'net-name': 'cloud-net'}]}},
-        'start_time': 1796076733000000, 'data': iterations,
+        'start_time': 1796076733.5, 'data': iterations,
         'statistics': {}, 'failed_iteration_count': sum(
             1 for i in iterations if i['error']),
         'total_iteration_count': len(iterations),
