@@ -142,9 +142,10 @@ def _ratio(numerator, denominator):
 
 
 def rows(rally_workloads, raw):
-    """Rally's workloads joined with raw LXD's run of the same image and
-    concurrency: one dict per workload, in their order.
+    """Rally's workloads joined with raw LXD's of the same image and run.
 
+    One dict per workload, in their order, with raw LXD's run of the same
+    image and concurrency.
     Keys: image, flavor, concurrency, times, failed, raw_failed, and
     (p50, p90) pairs boot, delete, raw_create_start, raw_delete (None when
     nothing passed or nothing raw was measured), and the p50 ratios

@@ -64,6 +64,10 @@ def _report(*workloads):
                 for i, w in enumerate(workloads)]}]}
 
 
+def _rounded(pair):
+    return tuple(round(value, 9) for value in pair)
+
+
 class PercentileTest(testtools.TestCase):
 
     def test_as_rallys_tables(self):
@@ -147,18 +151,18 @@ class RowsTest(testtools.TestCase):
             (1, [(1.0, 0.5), (3.0, 1.5)]),
             (2, [(5.0, 2.0), (None, None)]))))
         one, two = rally_report.rows(found, raw)
-        self.assertEqual((6.0, 7.6), one['boot'])
-        self.assertEqual((3.0, 3.8), one['delete'])
-        self.assertEqual((2.0, 2.8), one['raw_create_start'])
-        self.assertEqual((1.0, 1.4), one['raw_delete'])
-        self.assertEqual(3.0, one['boot_ratio'])
-        self.assertEqual(3.0, one['delete_ratio'])
-        self.assertEqual(3.0, one['total_ratio'])
+        self.assertEqual((6.0, 7.6), _rounded(one['boot']))
+        self.assertEqual((3.0, 3.8), _rounded(one['delete']))
+        self.assertEqual((2.0, 2.8), _rounded(one['raw_create_start']))
+        self.assertEqual((1.0, 1.4), _rounded(one['raw_delete']))
+        self.assertAlmostEqual(3.0, one['boot_ratio'])
+        self.assertAlmostEqual(3.0, one['delete_ratio'])
+        self.assertAlmostEqual(3.0, one['total_ratio'])
         self.assertEqual((0, 0), (one['failed'], one['raw_failed']))
         self.assertEqual((5.0, 5.0), two['raw_create_start'])
         self.assertEqual(2.0, two['boot_ratio'])
         self.assertEqual(3.0, two['delete_ratio'])
-        self.assertEqual(16.0 / 7.0, two['total_ratio'])
+        self.assertAlmostEqual(16.0 / 7.0, two['total_ratio'])
         self.assertEqual(1, two['raw_failed'])
         self.assertFalse(rally_report.complete([one, two]))
         self.assertTrue(rally_report.complete([one]))
