@@ -4,9 +4,13 @@ The reference for ``benchmarks/rally/run``: on the test bed the cloud
 uses, in an LXD project of its own (made here with the default project's
 images and profiles, deleted at the end with what is in it), ``times``
 containers of the test bed's copy of the image Rally boots, ``concurrency``
-at once, as Rally's constant runner does: each ``lxc launch`` (create +
-start, timed) then ``lxc delete --force`` (stop + delete, timed), on the
-members in turn. The container is what the driver writes for the same
+at once, as Rally's constant runner does: each ``lxc init`` + ``lxc
+start`` (create + start, timed together) then ``lxc delete --force``
+(stop + delete, timed), on the members in turn. As the driver does
+(``LXDClient.create_instance``), containers with their own id map are
+created one at a time per member (LXD 5.0 gives such containers created
+at once the same host ids, and one may then fail to start); their starts
+are not serialised. The container is what the driver writes for the same
 flavor (limits.cpu, limits.memory without swap, limits.processes, its own
 id map, root disk of the flavor's size on the cloud's pool, no profile,
 boot.autostart off), without a network device. One warm-up per member
@@ -30,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 PROJECT = 'nova-lxd-bench-rally'
@@ -67,14 +72,19 @@ def lxc(*args, stdin=None):
                    capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def iteration(alias, project, config, name, member):
-    """One launch + delete: a result dict (seconds, or the error)."""
+def iteration(alias, project, config, name, member, create_lock=None):
+    """One create + start + delete: a result dict (seconds, or the error).
+
+    ``create_lock``: held while the container is created (not started).
+    """
     result = {'member': member, 'create_start': None, 'delete': None,
               'error': None}
     start = time.monotonic()
     try:
-        lxc('launch', alias, name, '--project', project, '--target', member,
-            '--no-profiles', stdin=config)
+        with create_lock or contextlib.nullcontext():
+            lxc('init', alias, name, '--project', project, '--target',
+                member, '--no-profiles', stdin=config)
+        lxc('start', '--project', project, name)
         result['create_start'] = time.monotonic() - start
         start = time.monotonic()
         lxc('delete', '--force', '--project', project, name)
@@ -87,10 +97,18 @@ def iteration(alias, project, config, name, member):
     return result
 
 
+def create_locks(config, members):
+    """Per member, a lock for creates when the containers are isolated."""
+    isolated = json.loads(config)['config'].get(
+        'security.idmap.isolated') == 'true'
+    return {m: threading.Lock() if isolated else None for m in members}
+
+
 def run(alias, project, config, times, concurrency, members, prefix):
+    locks = create_locks(config, members)
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(iteration, alias, project, config, name,
-                               member)
+                               member, locks[member])
                    for name, member in plan(times, members, prefix)]
         return [f.result() for f in futures]
 

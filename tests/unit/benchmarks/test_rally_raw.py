@@ -1,6 +1,7 @@
 """benchmarks/rally_raw.py: the raw LXD side of benchmarks/rally/run."""
 
 import importlib.util
+import json
 import os
 
 import testtools
@@ -46,3 +47,19 @@ class PlanTest(testtools.TestCase):
             [('r-0', 'lxd1'), ('r-1', 'lxd2'), ('r-2', 'lxd1')],
             rally_raw.plan(3, ['lxd1', 'lxd2'], 'r'))
         self.assertEqual([], rally_raw.plan(0, ['lxd1'], 'r'))
+
+
+class CreateLocksTest(testtools.TestCase):
+
+    def test_a_lock_per_member_for_isolated_containers(self):
+        config = json.dumps(rally_raw.body(1, 256, 1, 'p'))
+        locks = rally_raw.create_locks(config, ['lxd1', 'lxd2'])
+        self.assertEqual(['lxd1', 'lxd2'], sorted(locks))
+        self.assertIsNot(locks['lxd1'], locks['lxd2'])
+        self.assertTrue(locks['lxd1'].acquire(blocking=False))
+
+    def test_none_for_shared_id_maps(self):
+        body = rally_raw.body(1, 256, 1, 'p')
+        del body['config']['security.idmap.isolated']
+        locks = rally_raw.create_locks(json.dumps(body), ['lxd1'])
+        self.assertEqual({'lxd1': None}, locks)
