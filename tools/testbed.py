@@ -249,9 +249,15 @@ class Testbed(object):
             cmdline = ' '.join(process.info['cmdline'] or ())
             if not cmdline.startswith('[lxc monitor] ' + folder):
                 continue
-            doomed = process.children(recursive=True) + [process]
+            try:
+                doomed = process.children(recursive=True) + [process]
+            except psutil.NoSuchProcess:
+                continue
             for each in doomed:
-                each.kill()
+                try:
+                    each.kill()
+                except psutil.NoSuchProcess:
+                    pass    # ended by itself, e.g. when its parent died
             _wait_gone(doomed)
 
     def member_status(self, member, via=None):
