@@ -1,23 +1,10 @@
 """benchmarks/rally_raw.py: the raw LXD side of benchmarks/rally/run."""
 
-import importlib.util
 import json
-import os
 
 import testtools
 
-_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..',
-                     'benchmarks', 'rally_raw.py')
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location('rally_raw', _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rally_raw = _load()
+from benchmarks import rally_raw
 
 
 class BodyTest(testtools.TestCase):

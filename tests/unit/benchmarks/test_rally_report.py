@@ -1,24 +1,12 @@
 """benchmarks/rally_report.py: Rally's JSON report against raw LXD's."""
 
-import importlib.util
 import json
 import os
 
 import fixtures
 import testtools
 
-_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..',
-                     'benchmarks', 'rally_report.py')
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location('rally_report', _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rally_report = _load()
+from benchmarks import rally_report
 
 
 def _action(name, start, seconds, children=(), failed=False):

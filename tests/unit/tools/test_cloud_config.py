@@ -1,25 +1,13 @@
 """tools/cloud_config.py: what each service of tools/cloud is told."""
 
 import configparser
-import importlib.util
 import os
 import stat
 
 import fixtures
 import testtools
 
-_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'tools',
-                     'cloud_config.py')
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location('cloud_config', _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cloud_config = _load()
+from tools import cloud_config
 
 
 class CloudConfigTest(testtools.TestCase):
