@@ -13,7 +13,6 @@ from nova import utils
 import testtools.content
 
 from nova_lxd.lxd import client
-from tests.functional import base
 from tests.functional import test_migration
 
 
@@ -21,21 +20,7 @@ class Crash(BaseException):
     """nova-compute dies here: none of Nova's error handling runs."""
 
 
-class OneServiceTestCase(test_migration.MigrationTestCase):
-    """One nova-compute for every member, over HTTPS to lxd1."""
-
-    def setUp(self):
-        super(base.ServersTestCase, self).setUp()
-        self.use_https()
-        self.compute = self.start_service('compute', host='compute1')
-        self.computes = {'compute1': self.compute}
-        self.lxd = self.bed.client()
-        self.image_id = self.glance.create(None, {
-            'name': 'busybox', 'status': 'active', 'disk_format': 'raw',
-            'container_format': 'bare'},
-            data=self.bed.marked_image('one-service'))['id']
-        self.flavor_id = self._create_flavor(
-            name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
+class OneServiceTestCase(test_migration.OneServiceTestCase):
 
     def boot_on(self, member, flavor_id=None):
         body = self._build_server(image_uuid=self.image_id,

@@ -224,8 +224,8 @@ class ColdMigrationTest(MigrationTestCase):
         return '\n'.join(e.get('details') or '' for e in action['events'])
 
 
-class OneServiceMigrationTest(MigrationTestCase):
-    """One nova-compute for every member, over HTTPS."""
+class OneServiceTestCase(MigrationTestCase):
+    """One nova-compute for every member, over HTTPS to lxd1."""
 
     def setUp(self):
         super(base.ServersTestCase, self).setUp()
@@ -239,6 +239,9 @@ class OneServiceMigrationTest(MigrationTestCase):
             data=self.bed.marked_image('one-service'))['id']
         self.flavor_id = self._create_flavor(
             name='small', vcpu=1, memory_mb=256, disk=1, ephemeral=0)
+
+
+class OneServiceMigrationTest(OneServiceTestCase):
 
     def test_migrate_between_members_of_one_service(self):
         server = self.boot()
@@ -313,6 +316,16 @@ class GPUMigrationTest(MigrationTestCase):
             extra_spec={'resources:PGPU': '1',
                         'trait:%s' % self.RTX: 'required'})
 
+    def assertCardOn(self, server, member, pci):
+        """On ``member`` with the card at ``pci``, started with it.
+
+        And the server's PGPU allocated from that member's RTX provider.
+        """
+        self.assertEqual((member, {'nova-gpu-0': pci}), self.cards(server))
+        self.assertEqual((member, {'nova-gpu-0': pci}), self.started[-1])
+        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
+            '%s_gpu_10de_1e04' % member])
+
     def cards(self, server):
         """{device: pci} of the container's gpu devices, where it is."""
         found = self.container(server)
@@ -326,22 +339,12 @@ class GPUMigrationTest(MigrationTestCase):
                          self.cards(server))
         server = self._migrate_server(server)
         self.assertEqual('lxd2', self.member(server))
-        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
-                         self.cards(server))
-        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
-                         self.started[-1])
-        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
-            'lxd2_gpu_10de_1e04'])
+        self.assertCardOn(server, 'lxd2', '0000:41:00.0')
         self.assertEqual({'PGPU': 1}, self.providers(
             self.migration(server)['uuid'])['lxd1_gpu_10de_1e04'])
 
         server = self._revert_resize(server)
-        self.assertEqual(('lxd1', {'nova-gpu-0': '0000:03:00.0'}),
-                         self.cards(server))
-        self.assertEqual(('lxd1', {'nova-gpu-0': '0000:03:00.0'}),
-                         self.started[-1])
-        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
-            'lxd1_gpu_10de_1e04'])
+        self.assertCardOn(server, 'lxd1', '0000:03:00.0')
 
         server = self._migrate_server(server)
         # Nova takes the state after a confirm from the container, which
@@ -366,12 +369,7 @@ class GPUMigrationTest(MigrationTestCase):
         # shelved as it is, and unshelve starts it.
         server = self._unshelve_server(server)
         self.assertEqual('lxd2', self.member(server))
-        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
-                         self.cards(server))
-        self.assertEqual(('lxd2', {'nova-gpu-0': '0000:41:00.0'}),
-                         self.started[-1])
-        self.assertEqual({'PGPU': 1}, self.providers(server['id'])[
-            'lxd2_gpu_10de_1e04'])
+        self.assertCardOn(server, 'lxd2', '0000:41:00.0')
         self.assertNotIn('lxd1_gpu_10de_1e04', self.providers(server['id']))
 
 
