@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 
+import nova.conf
 from nova import objects
 from oslo_utils import uuidutils
 
@@ -114,8 +115,10 @@ class DebianBoot(demo_main.NovaLXD):
     def raw(self, name, fingerprint):
         """create + start + cloud-init done of the same container, raw."""
         name_, vcpu, mb, disk = FLAVOR
-        config = container.limits(objects.Flavor(
-            name=name_, vcpus=vcpu, memory_mb=mb, root_gb=disk))
+        flavor = objects.Flavor(name=name_, vcpus=vcpu, memory_mb=mb,
+                                root_gb=disk, extra_specs={})
+        config = container.limits(flavor, container.flavor_specs(flavor),
+                                  container.gates(nova.conf.CONF.lxd))
         config.update(cloud_init.lxd_keys(
             {'uuid': uuidutils.generate_uuid(), 'hostname': name,
              'public_keys': {'k': KEY}},
