@@ -33,6 +33,33 @@ def _require(name):
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CGROUP_ROOT = '/sys/fs/cgroup'
+
+
+def _lxc_cgroups(pid):
+    """The top ``lxc.monitor.*``/``lxc.payload.*`` cgroups of a process."""
+    try:
+        with open('/proc/%d/cgroup' % pid) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    tops = (line.split(':', 2)[2].split('/')[1:2] for line in lines)
+    return {top[0] for top in tops
+            if top and top[0].startswith(('lxc.monitor.', 'lxc.payload.'))}
+
+
+def _remove_cgroup(name):
+    """Remove the empty cgroup ``name`` (top level) in every hierarchy."""
+    for hierarchy in [CGROUP_ROOT] + [
+            os.path.join(CGROUP_ROOT, d) for d in os.listdir(CGROUP_ROOT)]:
+        top = os.path.join(hierarchy, name)
+        if not os.path.isdir(top):
+            continue
+        for path, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass    # still in use: not ours to force
 
 
 def _wait_gone(processes, timeout=30):
@@ -253,12 +280,17 @@ class Testbed(object):
                 doomed = process.children(recursive=True) + [process]
             except psutil.NoSuchProcess:
                 continue
+            groups = set()
             for each in doomed:
+                groups.update(_lxc_cgroups(each.pid))
                 try:
                     each.kill()
                 except psutil.NoSuchProcess:
                     pass    # ended by itself, e.g. when its parent died
             _wait_gone(doomed)
+            # A killed monitor cannot remove its container's cgroups.
+            for group in groups:
+                _remove_cgroup(group)
 
     def member_status(self, member, via=None):
         """LXD's word for a member (Online, Offline...), asked of ``via``."""
