@@ -27,7 +27,8 @@ SERVICES = {'compute': 'nova', 'image': 'glance', 'network': 'neutron',
             'object-store': 'swift', 'placement': 'placement'}
 
 
-def tempest_conf(env, image, flavor, flavor_alt, services, network=None):
+def tempest_conf(env, image, flavor, flavor_alt, services, network=None,
+                 compute_nodes=1):
     """A ConfigParser holding tempest.conf."""
     conf = configparser.ConfigParser(interpolation=None)
     conf.optionxform = str
@@ -52,6 +53,8 @@ def tempest_conf(env, image, flavor, flavor_alt, services, network=None):
         'region': region, 'max_microversion': 'latest',
         # Containers boot in seconds; a loaded 2-core machine needs more.
         'build_timeout': '300',
+        # Tempest runs its migration tests only with two or more.
+        'min_compute_nodes': str(compute_nodes),
     }
     if network:
         conf['compute']['fixed_network_name'] = network
@@ -130,13 +133,15 @@ def main(argv=None):
     conf.add_argument('--services', required=True,
                       help='catalog service types, comma-separated')
     conf.add_argument('--network')
+    conf.add_argument('--compute-nodes', type=int, default=1,
+                      help='how many nova-compute services are up')
     sub.add_parser('summary')
     args = parser.parse_args(argv)
     if args.command == 'summary':
         return summary(sys.stdin.buffer, sys.stdout)
     found = tempest_conf(os.environ, args.image, args.flavor,
                          args.flavor_alt, args.services.split(','),
-                         args.network)
+                         args.network, args.compute_nodes)
     with open(args.file, 'w') as f:
         found.write(f)
     return 0

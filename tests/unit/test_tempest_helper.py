@@ -19,7 +19,8 @@ class TempestConfTest(testtools.TestCase):
     def test_the_plugins_flags_and_the_clouds_facts(self):
         conf = tempest_helper.tempest_conf(
             ENV, 'img', 'f1', 'f2', ['compute', 'image', 'network',
-                                     'placement', 'identity'], 'cloud-net')
+                                     'placement', 'identity'], 'cloud-net',
+            compute_nodes=2)
         flags = configparser.ConfigParser(interpolation=None)
         flags.read(tempest_helper.FLAGS)
         self.assertTrue(flags.sections())
@@ -32,6 +33,7 @@ class TempestConfTest(testtools.TestCase):
             conf['compute'][k] for k in ('image_ref', 'image_ref_alt',
                                          'flavor_ref', 'flavor_ref_alt',
                                          'fixed_network_name')))
+        self.assertEqual('2', conf['compute']['min_compute_nodes'])
         available = conf['service_available']
         self.assertEqual(('True', 'True', 'True', 'False', 'False'), tuple(
             available[k] for k in ('nova', 'glance', 'neutron', 'cinder',
@@ -44,6 +46,7 @@ class TempestConfTest(testtools.TestCase):
         conf = tempest_helper.tempest_conf(ENV, 'i', 'a', 'b', ['compute'])
         self.assertNotIn('fixed_network_name', conf['compute'])
         self.assertEqual('False', conf['service_available']['neutron'])
+        self.assertEqual('1', conf['compute']['min_compute_nodes'])
 
 
 def _stream(events):
