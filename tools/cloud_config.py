@@ -33,7 +33,7 @@ class Cloud:
     amqp_port: int = 5672
     network: str = 'ovs'        # "ovs" or "none" (Neutron's API alone)
     lxd_project: str = 'nova-lxd-cloud'
-    lxd_pool: str = 'testbed'
+    lxd_pool: str = 'testbed-btrfs'
     bridge_prefix: str = 'brnlc-'   # + member: its agent's integration bridge
     phys_prefix: str = 'brnlp-'     # + member: its agent's bridge of physnet
     of_port: int = 16633        # + the member's index: its OpenFlow port
@@ -207,7 +207,10 @@ def ovs_agent_conf(cloud, member, index):
                 cloud.physnet, cloud.phys_prefix, member),
         },
         # The agents run as root: "env" stands in for sudo's root helper.
-        'agent': {'tunnel_types': '', 'root_helper': 'env'},
+        # A new port waits for the agent's next loop (default every 2 s)
+        # before it passes traffic and Nova hears network-vif-plugged.
+        'agent': {'tunnel_types': '', 'root_helper': 'env',
+                  'polling_interval': '1'},
         # Security groups in OpenFlow with conntrack (userspace conntrack
         # on the netdev datapath): no per-port Linux bridge.
         'securitygroup': {
@@ -300,9 +303,7 @@ def nova_conf(cloud):
             'proxyclient_address': cloud.host,
         },
         'console': {'allowed_origins': 'localhost'},
-        # The test bed's pool is dir (no enforced disk sizes): accepted.
-        'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool,
-                'allow_dir_pool': 'true'},
+        'lxd': {'project': cloud.lxd_project, 'storage_pool': cloud.lxd_pool},
     })
 
 
