@@ -673,7 +673,7 @@ class LXDDriver(driver.ComputeDriver):
             self.power_on(context, instance, network_info)
 
     def confirm_migration(self, context, migration, instance, network_info):
-        self.migrations.confirm(migration, instance, network_info)
+        """Nothing left on the source: its ports went with the move."""
 
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,

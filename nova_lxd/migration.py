@@ -15,7 +15,8 @@ keys. The destination's nova-compute gives it what its own member has:
 cards picked from the allocations Placement made there, the Neutron ports
 as bound to it (os-vif plugs them there), the volumes connected on its
 host, the flavor's limits. A revert moves it back the same way with the
-old flavor; the source unplugs its ports once the move is confirmed. A
+old flavor; the source unplugs its ports as soon as the container has
+left (a confirm has nothing left to do there). A
 nova-compute that restarted in the middle finds the container where LXD
 says it is (Nova reverts a migration its source was restarted during).
 
@@ -131,9 +132,10 @@ class Migrations(object):
         """Source (migrate_disk_and_power_off): check, stop, move.
 
         On its member the container keeps running (finish changes it
-        live). To another member it is stopped (``stop``) and moved; a
-        failed move leaves it here, started again (``start``) if it ran,
-        and Nova puts the instance back (InstanceFaultRollback).
+        live). To another member it is stopped (``stop``), moved, and its
+        ports unplugged here; a failed move leaves it here, started again
+        (``start``) if it ran, and Nova puts the instance back
+        (InstanceFaultRollback).
         """
         migration = self.check(context, instance, flavor, network_info,
                                block_device_info, local_member, host)
@@ -148,6 +150,11 @@ class Migrations(object):
             if running:
                 start()
             raise _rollback(exception.MigrationError, str(e))
+        # Before the destination plugs (as Nova's libvirt driver does):
+        # where members share one Open vSwitch, a port name exists once,
+        # and the source's port would keep the destination's plug away.
+        if migration.source_compute != migration.dest_compute:
+            self.vifs.unplug(instance, network_info)
 
     def finish(self, migration, instance, allocations, network_info,
                block_device_info):
@@ -157,12 +164,6 @@ class Migrations(object):
         else:
             self.receive(instance, instance.flavor, allocations,
                          network_info, block_device_info)
-
-    def confirm(self, migration, instance, network_info):
-        """Source (confirm_migration): unplug the ports' ends left here."""
-        if (migration.dest_node != migration.source_node and
-                migration.source_compute != migration.dest_compute):
-            self.vifs.unplug(instance, network_info)
 
     def finish_revert(self, context, instance, migration, provider_uuid,
                       network_info, block_device_info):

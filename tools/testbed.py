@@ -50,11 +50,11 @@ def _lxc_cgroups(pid):
 
 def _remove_cgroup(name):
     """Remove the empty cgroup ``name`` (top level) in every hierarchy."""
-    for hierarchy in [CGROUP_ROOT] + [
-            os.path.join(CGROUP_ROOT, d) for d in os.listdir(CGROUP_ROOT)]:
+    # os.scandir and os.walk: Nova's test fixtures forbid os.listdir and
+    # os.path.isdir under /sys.
+    hierarchies = [e.path for e in os.scandir(CGROUP_ROOT) if e.is_dir()]
+    for hierarchy in [CGROUP_ROOT] + hierarchies:
         top = os.path.join(hierarchy, name)
-        if not os.path.isdir(top):
-            continue
         for path, _dirs, _files in os.walk(top, topdown=False):
             try:
                 os.rmdir(path)

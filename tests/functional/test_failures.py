@@ -36,6 +36,14 @@ class OneServiceTestCase(test_migration.OneServiceTestCase):
 
 class OfflineMemberTest(OneServiceTestCase):
 
+    def setUp(self):
+        super().setUp()
+        # Each periodic run sees the members as LXD has them now: a revive
+        # quicker than the 10 s the driver keeps their statuses would
+        # otherwise still look offline.
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.driver.STATUS_CACHE_SECONDS', 0))
+
     def inventory(self, member):
         return self._get_provider_inventory(
             self._get_provider_uuid_by_name(member))

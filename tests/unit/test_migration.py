@@ -213,7 +213,7 @@ class StepsTest(MigrationsTestCase):
     def migrate(self, status='Running'):
         self.lxd.locate.return_value = {'location': 'lxd1',
                                         'status': status}
-        self.migrations.migrate(None, self.instance, flavor(), [], None,
+        self.migrations.migrate(None, self.instance, flavor(), ['vif'], None,
                                 'lxd1', 'host1', self.power.stop,
                                 self.power.start)
 
@@ -222,13 +222,24 @@ class StepsTest(MigrationsTestCase):
         self.migrate()
         self.assertEqual([], self.power.mock_calls)
         self.migrations.send.assert_not_called()
+        self.vifs.unplug.assert_not_called()
 
-    def test_a_move_stops_then_sends(self):
+    def test_a_move_stops_sends_then_unplugs_the_ports_here(self):
         self.moving()
+        self.migrations.send.side_effect = (
+            lambda *a: self.vifs.unplug.assert_not_called())
         self.migrate()
         self.assertEqual([mock.call.stop()], self.power.mock_calls)
         self.migrations.send.assert_called_once_with(self.instance, 'lxd2',
                                                      None)
+        self.vifs.unplug.assert_called_once_with(self.instance, ['vif'])
+
+    def test_a_move_within_one_service_keeps_its_ports(self):
+        # One service for several members plugs on its own host only.
+        self.moving(dest_compute='host1')
+        self.migrate()
+        self.migrations.send.assert_called_once()
+        self.vifs.unplug.assert_not_called()
 
     def test_a_failed_move_starts_a_running_server_again_and_rolls_back(self):
         self.moving()
@@ -238,6 +249,7 @@ class StepsTest(MigrationsTestCase):
         self.assertIn('LXD said no', str(e.inner_exception))
         self.assertEqual([mock.call.stop(), mock.call.start()],
                          self.power.mock_calls)
+        self.vifs.unplug.assert_not_called()
 
     def test_a_failed_move_leaves_a_stopped_server_stopped(self):
         self.moving()
@@ -255,14 +267,6 @@ class StepsTest(MigrationsTestCase):
                                None)
         self.migrations.receive.assert_called_once_with(
             self.instance, self.instance.flavor, {'a': 1}, [], None)
-
-    def test_confirm_unplugs_only_what_another_host_plugged(self):
-        for move in (self.moving(dest='lxd1'),
-                     self.moving(dest_compute='host1')):
-            self.migrations.confirm(move, self.instance, [])
-        self.vifs.unplug.assert_not_called()
-        self.migrations.confirm(self.moving(), self.instance, ['vif'])
-        self.vifs.unplug.assert_called_once_with(self.instance, ['vif'])
 
     def test_finish_revert_takes_the_container_back_with_its_allocations(
             self):
