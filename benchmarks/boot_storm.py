@@ -50,12 +50,15 @@ class BootStorm(demo_main.NovaLXD):
     servers = 20
     rounds = 1
     at_once = 10
+    shared_idmap = False
     results = None
 
     def setUp(self):
         # Room for every server at once on the two-core test bed.
         self.flags(cpu_allocation_ratio=16.0)
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        if self.shared_idmap:
+            self.flags(isolated_idmap=False, group='lxd')
         super().setUp()
 
     def raw_storm(self, fingerprint, members):
@@ -98,11 +101,16 @@ class BootStorm(demo_main.NovaLXD):
 
     def nova_storm(self):
         """(seconds until all ACTIVE, {member: servers})."""
+        pool = eventlet.GreenPool(self.servers)
+
+        def post(i):
+            return self.api.post_server({'server': {
+                'name': 'storm-%d' % i, 'imageRef': self.image_id,
+                'flavorRef': self.flavors['tiny'], 'networks': 'none'}})['id']
+
+        # All POSTs at once, as many clients would send them.
         start = time.monotonic()
-        uuids = [self.api.post_server({'server': {
-            'name': 'storm-%d' % i, 'imageRef': self.image_id,
-            'flavorRef': self.flavors['tiny'], 'networks': 'none'}})['id']
-            for i in range(self.servers)]
+        uuids = list(pool.imap(post, range(self.servers)))
         while not all(u in self.active_at for u in uuids):
             failed = self.failed.intersection(uuids)
             if failed or time.monotonic() - start > TIMEOUT:
@@ -155,8 +163,13 @@ def main():
     parser.add_argument('--raw-at-once', type=int, default=10,
                         help='raw LXD requests at once (default: as many '
                              'as Nova\'s max_concurrent_builds)')
+    parser.add_argument('--shared-idmap', action='store_true',
+                        help='Nova\'s servers as with [lxd] isolated_idmap '
+                             '= False (one id range for all, as the raw '
+                             'containers have)')
     args = parser.parse_args()
     BootStorm.servers, BootStorm.rounds = args.n, args.rounds
+    BootStorm.shared_idmap = args.shared_idmap
     BootStorm.at_once = args.raw_at_once
     bed = BenchBed()
     bed.ensure_project()

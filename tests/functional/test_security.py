@@ -128,6 +128,23 @@ class SharedHostDefaultsTest(base.ServersTestCase):
         (a, a_size), (b, b_size) = sorted(maps)
         self.assertLessEqual(a + a_size, b)
 
+    def test_servers_booted_at_once_get_ranges_of_their_own(self):
+        # LXD 5.0 gives containers given a range at the same moment the
+        # same host ids (see nova_lxd.lxd.client.LXD.create_instance).
+        self.only_member(self.bed.members[0])
+        reservation = self.api.post_server({'server': {
+            'name': 'many', 'imageRef': self.image_id,
+            'flavorRef': self.flavor_id, 'networks': 'none',
+            'min_count': 4, 'max_count': 4,
+            'return_reservation_id': True}})['reservation_id']
+        servers = [self._wait_for_state_change(server, 'ACTIVE')
+                   for server in self.api.get_servers(
+                       search_opts={'reservation_id': reservation})]
+        self.assertEqual(4, len(servers))
+        maps = sorted(_idmap(self.container(server)) for server in servers)
+        for (first, size), (after, _) in zip(maps, maps[1:]):
+            self.assertLessEqual(first + size, after)
+
     def test_a_fork_bomb_stops_at_its_process_limit(self):
         flavor = self._create_flavor(
             name='few', vcpu=1, memory_mb=256, disk=1, ephemeral=0,

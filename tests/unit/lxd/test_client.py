@@ -224,9 +224,10 @@ class RequestTest(test.NoDBTestCase):
 
 
 class CreateTest(test.NoDBTestCase):
-    """Containers with their own id range: created one at a time per member.
+    """Containers with their own id range get it one at a time per member.
 
-    LXD 5.0 gives isolated containers created at once the same host ids.
+    LXD 5.0 gives containers given an isolated range at the same moment
+    the same host ids; the creates themselves may go at once.
     """
 
     def setUp(self):
@@ -235,17 +236,29 @@ class CreateTest(test.NoDBTestCase):
         self.lxd.conf = mock.Mock(create_timeout=300)
         self.lxd.info = {'environment': {'server_clustered': True}}
         self.lxd._client = mock.MagicMock()
-        self.running, self.overlapped, self.created = {}, [], []
+        self.members, self.posted, self.patched = {}, [], []
+        self.running = {'post': {}, 'patch': {}}
+        self.overlapped = {'post': [], 'patch': []}
 
         def run(method, node, json=None, params=None, wait=None):
-            # LXD's create operation, until it ends.
-            self.overlapped.extend(
-                (json['name'], other) for other in self.running)
-            self.running[json['name']] = params['target']
+            # LXD's operation, until it ends: which others overlap it.
+            if method == 'post':
+                name = json['name']
+                self.members[name] = params['target']
+                self.posted.append(json)
+            else:
+                name = node._name
+                self.patched.append((name, json))
+            running = self.running[method]
+            self.overlapped[method].extend(
+                (self.members[name], self.members[other])
+                for other in running)
+            running[name] = True
             time.sleep(0.05)
-            del self.running[json['name']]
-            self.created.append((json['name'], params['target']))
+            del running[name]
         self.lxd._run = run
+        self.lxd._client.api.instances.__getitem__.side_effect = (
+            lambda name: mock.Mock(_name=name))
 
     def create_at_once(self, *creates):
         threads = [threading.Thread(target=self.lxd.create_instance,
@@ -255,24 +268,37 @@ class CreateTest(test.NoDBTestCase):
             thread.start()
         for thread in threads:
             thread.join()
-        self.assertEqual(sorted((b['name'], m) for b, m in creates),
-                         sorted(self.created))
 
     @staticmethod
-    def body(name, isolated):
-        config = {'security.idmap.isolated': 'true'} if isolated else {}
+    def body(name, isolated, **config):
+        if isolated:
+            config['security.idmap.isolated'] = 'true'
         return {'name': name, 'config': config}
 
-    def test_isolated_ones_on_one_member_one_after_another(self):
+    def test_isolated_ones_created_at_once_given_ranges_one_at_a_time(self):
         self.create_at_once(*((self.body('c%d' % i, True), 'm1')
                               for i in range(3)))
-        self.assertEqual([], self.overlapped)
+        self.assertEqual(3, len(self.overlapped['post']))
+        self.assertEqual([], self.overlapped['patch'])
+        self.assertEqual([{}] * 3, [b['config'] for b in self.posted])
+        self.assertEqual(
+            [('c0', 'c1', 'c2'), ({'config': {
+                'security.idmap.isolated': 'true'}},) * 3],
+            [tuple(x) for x in zip(*sorted(self.patched))])
 
-    def test_others_and_other_members_at_once(self):
+    def test_other_members_given_ranges_at_once(self):
         self.create_at_once((self.body('c1', True), 'm1'),
-                            (self.body('c2', True), 'm2'),
-                            (self.body('c3', False), 'm1'))
-        self.assertEqual(3, len(self.overlapped))
+                            (self.body('c2', True), 'm2'))
+        self.assertEqual(1, len(self.overlapped['patch']))
+
+    def test_an_explicit_base_or_no_isolation_is_created_as_it_is(self):
+        based = self.body('c1', True, **{'security.idmap.base': '165536',
+                                         'security.idmap.size': '65536'})
+        shared = self.body('c2', False)
+        self.create_at_once((based, 'm1'), (shared, 'm1'))
+        self.assertEqual([], self.patched)
+        self.assertEqual(sorted([based, shared], key=lambda b: b['name']),
+                         sorted(self.posted, key=lambda b: b['name']))
 
 
 class ConsoleLogTest(RequestTest):
