@@ -381,26 +381,32 @@ class LXD(object):
         """Create on exactly ``member``: LXD's own placement is never used.
 
         Waits [lxd] create_timeout (it unpacks the image on the member).
-        A container with its own id range (security.idmap.isolated, no
-        security.idmap.base) is created without the key, which is then
-        set, one container at a time per member: LXD 5.0 picks the range
-        when the key is set, and containers given one at the same moment
-        get the same host ids, even ids outside root's subordinate range
-        (measured: 6 creates at once, 2 pairs shared). The files take the
-        range at the first start (LXD shifts them then), so the creates,
-        which unpack the image, still go at once.
+        Containers given their own id range (security.idmap.isolated, no
+        security.idmap.base) get it one at a time per member: LXD 5.0
+        picks the range when the key is set, and containers given one at
+        the same moment get the same host ids, even ids outside root's
+        subordinate range (measured: 6 creates at once, 2 pairs shared).
+        The files take the range at the first start (LXD shifts them
+        then), so such a container is created without the key, at once
+        with others, and the key set after. Not with nvidia.* keys: LXD
+        sets LXC up for a config change, which needs NVIDIA's container
+        tools on the member; those are created with the key, one at a
+        time.
         """
         config = body.get('config') or {}
         isolated = (config.get(IDMAP_KEY) == 'true' and
                     IDMAP_BASE_KEY not in config)
-        if isolated:
+        later = isolated and not any(k.startswith('nvidia.') for k in config)
+        if later:
             body = dict(body, config={k: v for k, v in config.items()
                                       if k != IDMAP_KEY})
-        self._run('post', self._client.api.instances, json=body,
-                  params=self._target(member),
-                  wait=self.conf.create_timeout)
-        if isolated:
-            with lockutils.lock(IDMAP_LOCK_PREFIX + str(member)):
+        lock = lockutils.lock(IDMAP_LOCK_PREFIX + str(member))
+        with (lock if isolated and not later else contextlib.nullcontext()):
+            self._run('post', self._client.api.instances, json=body,
+                      params=self._target(member),
+                      wait=self.conf.create_timeout)
+        if later:
+            with lock:
                 self.update_instance(body['name'],
                                      {'config': {IDMAP_KEY: 'true'}})
 

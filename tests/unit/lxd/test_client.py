@@ -286,6 +286,15 @@ class CreateTest(test.NoDBTestCase):
                 'security.idmap.isolated': 'true'}},) * 3],
             [tuple(x) for x in zip(*sorted(self.patched))])
 
+    def test_with_nvidia_keys_created_with_the_range_one_at_a_time(self):
+        # A config change makes LXD set LXC up, which needs NVIDIA's tools.
+        self.create_at_once(*((self.body('c%d' % i, True, **{
+            'nvidia.runtime': 'true'}), 'm1') for i in range(2)))
+        self.assertEqual([], self.overlapped['post'])
+        self.assertEqual([], self.patched)
+        self.assertEqual(['true'] * 2, [
+            b['config']['security.idmap.isolated'] for b in self.posted])
+
     def test_other_members_given_ranges_at_once(self):
         self.create_at_once((self.body('c1', True), 'm1'),
                             (self.body('c2', True), 'm2'))
