@@ -388,15 +388,19 @@ class LXD(object):
         subordinate range (measured: 6 creates at once, 2 pairs shared).
         The files take the range at the first start (LXD shifts them
         then), so such a container is created without the key, at once
-        with others, and the key set after. Not with nvidia.* keys: LXD
-        sets LXC up for a config change, which needs NVIDIA's container
-        tools on the member; those are created with the key, one at a
-        time.
+        with others, and the key set after. Not one with GPUs: LXD sets
+        LXC up for a config change, which for MIG slices and NVIDIA's
+        runtime needs NVIDIA's container tools on the member; such a
+        container is created with the key, one at a time (its GPUs are
+        picked under the member's lock anyway).
         """
         config = body.get('config') or {}
         isolated = (config.get(IDMAP_KEY) == 'true' and
                     IDMAP_BASE_KEY not in config)
-        later = isolated and not any(k.startswith('nvidia.') for k in config)
+        gpus = (any(k.startswith('nvidia.') for k in config) or
+                any(d.get('type') == 'gpu'
+                    for d in (body.get('devices') or {}).values()))
+        later = isolated and not gpus
         if later:
             body = dict(body, config={k: v for k, v in config.items()
                                       if k != IDMAP_KEY})

@@ -286,10 +286,12 @@ class CreateTest(test.NoDBTestCase):
                 'security.idmap.isolated': 'true'}},) * 3],
             [tuple(x) for x in zip(*sorted(self.patched))])
 
-    def test_with_nvidia_keys_created_with_the_range_one_at_a_time(self):
+    def test_with_gpus_created_with_the_range_one_at_a_time(self):
         # A config change makes LXD set LXC up, which needs NVIDIA's tools.
-        self.create_at_once(*((self.body('c%d' % i, True, **{
-            'nvidia.runtime': 'true'}), 'm1') for i in range(2)))
+        runtime = self.body('c1', True, **{'nvidia.runtime': 'true'})
+        mig = dict(self.body('c2', True), devices={
+            'nova-gpu-0': {'type': 'gpu', 'gputype': 'mig'}})
+        self.create_at_once((runtime, 'm1'), (mig, 'm1'))
         self.assertEqual([], self.overlapped['post'])
         self.assertEqual([], self.patched)
         self.assertEqual(['true'] * 2, [
