@@ -7,14 +7,16 @@ containers of the test bed's copy of the image Rally boots, ``concurrency``
 at once, as Rally's constant runner does: each ``lxc init`` + ``lxc
 start`` (create + start, timed together) then ``lxc delete --force``
 (stop + delete, timed), on the members in turn. As the driver does
-(``LXDClient.create_instance``), containers with their own id map are
-created one at a time per member (LXD 5.0 gives such containers created
-at once the same host ids, and one may then fail to start); their starts
-are not serialised. The container is what the driver writes for the same
-flavor (limits.cpu, limits.memory without swap, limits.processes, its own
-id map, root disk of the flavor's size on the cloud's pool, no profile,
-boot.autostart off), without a network device. One warm-up per member
-first (LXD copies the image to the member), not counted.
+(``LXD.create_instance``), a container with its own id map is created
+without ``security.idmap.isolated``, at once with others, and the key
+is set after, one container at a time per member (LXD 5.0 gives
+containers given a range at the same moment the same host ids, and one
+may then fail to start); the starts are not serialised. The container
+is what the driver writes for the same flavor (limits.cpu, limits.memory
+without swap, limits.processes, its own id map, root disk of the flavor's
+size on the cloud's pool, no profile, boot.autostart off), without a
+network device. One warm-up per member first (LXD copies the image to
+the member), not counted.
 
 Writes JSON for ``benchmarks/rally_report.py``:
     {"image": ..., "alias": ..., "runs": [{"concurrency": c,
@@ -41,6 +43,7 @@ PROJECT = 'nova-lxd-bench-rally'
 TIMEOUT = 600
 # The driver's default [lxd] max_processes.
 MAX_PROCESSES = 4096
+ISOLATED = 'security.idmap.isolated'
 
 
 def body(vcpus, ram_mb, disk_gb, pool, max_processes=MAX_PROCESSES):
@@ -54,7 +57,7 @@ def body(vcpus, ram_mb, disk_gb, pool, max_processes=MAX_PROCESSES):
             'limits.memory': '%dMiB' % ram_mb,
             'limits.memory.swap': 'false',
             'limits.processes': str(max_processes),
-            'security.idmap.isolated': 'true',
+            ISOLATED: 'true',
             'boot.autostart': 'false',
         },
         'devices': {'root': root},
@@ -72,18 +75,30 @@ def lxc(*args, stdin=None):
                    capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def iteration(alias, project, config, name, member, create_lock=None):
+def without_range(config):
+    """The container's config (JSON) without its own id range."""
+    found = json.loads(config)
+    found['config'].pop(ISOLATED, None)
+    return json.dumps(found)
+
+
+def iteration(alias, project, config, name, member, range_lock=None):
     """One create + start + delete: a result dict (seconds, or the error).
 
-    ``create_lock``: held while the container is created (not started).
+    ``range_lock``: the member's lock for isolated containers, held while
+    the created container is given its own id range.
     """
     result = {'member': member, 'create_start': None, 'delete': None,
               'error': None}
     start = time.monotonic()
     try:
-        with create_lock or contextlib.nullcontext():
-            lxc('init', alias, name, '--project', project, '--target',
-                member, '--no-profiles', stdin=config)
+        lxc('init', alias, name, '--project', project, '--target',
+            member, '--no-profiles',
+            stdin=without_range(config) if range_lock else config)
+        if range_lock:
+            with range_lock:
+                lxc('config', 'set', '--project', project, name,
+                    ISOLATED + '=true')
         lxc('start', '--project', project, name)
         result['create_start'] = time.monotonic() - start
         start = time.monotonic()
@@ -97,15 +112,14 @@ def iteration(alias, project, config, name, member, create_lock=None):
     return result
 
 
-def create_locks(config, members):
-    """Per member, a lock for creates when the containers are isolated."""
-    isolated = json.loads(config)['config'].get(
-        'security.idmap.isolated') == 'true'
+def range_locks(config, members):
+    """Per member, a lock for id ranges when the containers are isolated."""
+    isolated = json.loads(config)['config'].get(ISOLATED) == 'true'
     return {m: threading.Lock() if isolated else None for m in members}
 
 
 def run(alias, project, config, times, concurrency, members, prefix):
-    locks = create_locks(config, members)
+    locks = range_locks(config, members)
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(iteration, alias, project, config, name,
                                member, locks[member])

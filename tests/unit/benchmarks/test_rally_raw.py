@@ -1,7 +1,9 @@
 """benchmarks/rally_raw.py: the raw LXD side of benchmarks/rally/run."""
 
 import json
+import threading
 
+import fixtures
 import testtools
 
 from benchmarks import rally_raw
@@ -36,11 +38,11 @@ class PlanTest(testtools.TestCase):
         self.assertEqual([], rally_raw.plan(0, ['lxd1'], 'r'))
 
 
-class CreateLocksTest(testtools.TestCase):
+class RangeLocksTest(testtools.TestCase):
 
     def test_a_lock_per_member_for_isolated_containers(self):
         config = json.dumps(rally_raw.body(1, 256, 1, 'p'))
-        locks = rally_raw.create_locks(config, ['lxd1', 'lxd2'])
+        locks = rally_raw.range_locks(config, ['lxd1', 'lxd2'])
         self.assertEqual(['lxd1', 'lxd2'], sorted(locks))
         self.assertIsNot(locks['lxd1'], locks['lxd2'])
         self.assertTrue(locks['lxd1'].acquire(blocking=False))
@@ -48,5 +50,23 @@ class CreateLocksTest(testtools.TestCase):
     def test_none_for_shared_id_maps(self):
         body = rally_raw.body(1, 256, 1, 'p')
         del body['config']['security.idmap.isolated']
-        locks = rally_raw.create_locks(json.dumps(body), ['lxd1'])
+        locks = rally_raw.range_locks(json.dumps(body), ['lxd1'])
         self.assertEqual({'lxd1': None}, locks)
+
+    def test_created_without_the_range_then_given_it_under_the_lock(self):
+        config = json.dumps(rally_raw.body(1, 256, 1, 'p'))
+        lock = threading.Lock()
+        calls = []
+
+        def lxc(*args, stdin=None):
+            calls.append((args[:2], lock.locked(),
+                          stdin and json.loads(stdin)['config'].get(
+                              'security.idmap.isolated')))
+        self.useFixture(fixtures.MonkeyPatch(
+            'benchmarks.rally_raw.lxc', lxc))
+        result = rally_raw.iteration('a', 'p', config, 'c1', 'lxd1', lock)
+        self.assertIsNone(result['error'])
+        self.assertEqual([(('init', 'a'), False, None),
+                          (('config', 'set'), True, None),
+                          (('start', '--project'), False, None),
+                          (('delete', '--force'), False, None)], calls)
