@@ -73,12 +73,13 @@ class BenchBed(demo_main.ProjectBed):
     project = 'nova-lxd-bench-scale'
 
 
-def driver_for(bed, state_path):
-    """An LXDDriver as nova-compute starts it, for every member."""
+def driver_for(bed, state_path, members=('*',)):
+    """An LXDDriver as nova-compute starts it ([lxd] members: all)."""
     objects.register_all()
     CONF([], project='nova', default_config_files=[])
     CONF.set_override('state_path', state_path)
-    for name, value in (('endpoint', bed.endpoint), ('members', ['*']),
+    for name, value in (('endpoint', bed.endpoint),
+                        ('members', list(members)),
                         ('client_cert', bed.client_cert),
                         ('client_key', bed.client_key),
                         ('server_cert', bed.server_cert),
@@ -112,9 +113,9 @@ class Requests:
         return time.perf_counter() - start, list(self.made)
 
 
-def fake_instances(ctx, member, flavor, count):
+def fake_instances(ctx, member, flavor, count, first_id=1):
     return [fake_instance.fake_instance_obj(
-        ctx, id=i + 1, uuid=uuidutils.generate_uuid(), node=member,
+        ctx, id=first_id + i, uuid=uuidutils.generate_uuid(), node=member,
         host='bench', flavor=flavor, vm_state=vm_states.STOPPED,
         project_id='bench-project', system_metadata={},
         expected_attrs=['system_metadata']) for i in range(count)]
