@@ -22,6 +22,7 @@ benchmark reports. Standard library only; run as a process of its own
 """
 
 import copy
+import hashlib
 import http.server
 import json
 import re
@@ -118,7 +119,8 @@ def replicated_instances(template, instances):
 class Fake:
     """The answers of a fake cluster of ``count`` members (no I/O)."""
 
-    def __init__(self, spec, count):
+    def __init__(self, spec, count, certificate=None):
+        """``certificate``: the fake's own (PEM), which ``/1.0`` names."""
         self.answers = copy.deepcopy(spec['answers'])
         self.recorded = spec['members']
         self.count = count
@@ -128,6 +130,14 @@ class Fake:
             path = path.split('?')[0]
             for recorded in by_target.values():
                 body = recorded['body']
+                if path == '/1.0' and certificate:
+                    # Another cluster: its own certificate (node UUIDs
+                    # are made from its fingerprint).
+                    body['metadata']['environment'].update(
+                        certificate=certificate,
+                        certificate_fingerprint=hashlib.sha256(
+                            ssl.PEM_cert_to_DER_cert(certificate)
+                        ).hexdigest())
                 if not isinstance(body.get('metadata'), list):
                     continue
                 if path == MEMBERS_PATH and query.get('recursion') == '1':
@@ -211,8 +221,8 @@ def serve(fake, cert, key_file, address):
 
 def main():
     spec_file, count, cert, key_file, address = sys.argv[1:6]
-    with open(spec_file) as f:
-        fake = Fake(json.load(f), int(count))
+    with open(spec_file) as f, open(cert) as pem:
+        fake = Fake(json.load(f), int(count), pem.read())
     server, port = serve(fake, cert, key_file, address)
     print('listening on %d' % port, flush=True)
     sys.stdin.read()        # until the benchmark closes it

@@ -24,6 +24,18 @@ every HTTP request of the driver's LXD session counted and timed.
    LXD's latency measured on the test bed in the same run minus the
    fake's.
 
+3. With --nova: Nova's own periodic task (the compute manager's
+   update_available_resource: resource tracker, database, Placement) in
+   Nova's in-process services (as benchmarks.api_boot: SQLite, Placement
+   in-process) for the test bed's members and for a fake cluster of each
+   --simulate size (without containers), with the driver's part of it:
+   what Nova itself adds per node.
+
+Where one service for all members stops being sensible is printed: the
+member count at which update_available_resource of all nodes (the
+driver's part projected, plus Nova's own per node when measured) takes
+Nova's 60 s periodic interval.
+
 PASS: LXD requests per node per task (per service for the listings; the
 member status apart) the same at every K and N, and
 update_available_resource under 1 s per node, measured on the test bed
@@ -31,6 +43,7 @@ and projected at every N.
 
 Run from the repository root: python -m benchmarks.member_scale
 [--members 2 4 8] [--simulate 8 50 100] [--per-member 3] [--runs 5]
+[--nova]
 """
 
 # First: Nova's eventlet patching, quiet (like tools/demo).
@@ -49,6 +62,7 @@ import time
 import types
 from unittest import mock
 
+import fixtures
 import requests
 
 import nova.conf
@@ -117,10 +131,10 @@ def load():
     return '%.1f' % os.getloadavg()[0]
 
 
-def make_certificate(folder):
-    """A self-signed certificate and key for the fake (the driver pins it)."""
-    cert, key = os.path.join(folder, 'fake.crt'), os.path.join(
-        folder, 'fake.key')
+def make_certificate(folder, name):
+    """A self-signed certificate and key for a fake (the driver pins it)."""
+    cert, key = (os.path.join(folder, name + '.crt'),
+                 os.path.join(folder, name + '.key'))
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec',
                     '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
                     '-subj', '/CN=nova-lxd-bench-fake', '-days', '1',
@@ -137,7 +151,7 @@ class FakeCluster:
         self.spec_file = os.path.join(folder, 'spec-%d.json' % count)
         with open(self.spec_file, 'w') as f:
             json.dump(spec, f)
-        cert, key = make_certificate(folder)
+        cert, key = make_certificate(folder, 'fake-%d' % count)
         self.stderr = open(os.path.join(folder, 'fake-%d.err' % count),
                            'w+')
         self.process = subprocess.Popen(
@@ -167,6 +181,69 @@ class FakeCluster:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class NovaBed(demo_main.ProjectBed):
+    project = 'nova-lxd-bench-members-nova'
+
+
+class NovaPeriodic(demo_main.NovaLXD):
+    """Nova's own periodic update_available_resource, all nodes of a service.
+
+    Nova's in-process services (as benchmarks.api_boot: SQLite, Placement
+    in-process): compute-1 for every test-bed member, then one more
+    compute per fake cluster of ``fakes``. Each timed as the compute
+    manager's periodic task runs it (the resource tracker's database and
+    Placement work included), with the driver's part of it.
+    """
+
+    project_bed = NovaBed
+    runs = 3
+    fakes = {}          # members -> FakeCluster (already listening)
+    results = {}        # label -> (nodes, seconds, of which the driver's)
+
+    def _time(self, compute):
+        ctx = nova_context.get_admin_context()
+        driver = compute.manager.driver
+        spent = [0.0]
+        for name in ('get_available_resource', 'update_provider_tree'):
+            call = getattr(driver, name)
+
+            def timed(*args, _call=call, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _call(*args, **kwargs)
+                finally:
+                    spent[0] += time.perf_counter() - start
+            setattr(driver, name, timed)
+        took, driver_took = [], []
+        for _ in range(self.runs):
+            driver._online = (0, {})    # a minute since the last run
+            spent[0] = 0.0
+            start = time.perf_counter()
+            compute.manager.update_available_resource(ctx)
+            took.append(time.perf_counter() - start)
+            driver_took.append(spent[0])
+        return (len(driver.get_available_nodes()), statistics.median(took),
+                statistics.median(driver_took))
+
+    def test_periodic(self):
+        NovaPeriodic.results = {'test bed': self._time(self.compute)}
+        for count, fake in sorted(self.fakes.items()):
+            # A host of its own (node identity file), the fake's cluster.
+            self.flags(state_path=self.useFixture(
+                fixtures.TempDir()).path)
+            self.flags(endpoint=fake.bed.endpoint,
+                       server_cert=fake.bed.server_cert,
+                       project=fake.bed.project, members=['*'],
+                       group='lxd')
+            start = time.monotonic()
+            compute = self.start_service('compute', host='fake-%d' % count)
+            print('  Nova: compute for %d simulated members started in '
+                  '%.0f s (load %s)' % (count, time.monotonic() - start,
+                                        load()), flush=True)
+            NovaPeriodic.results[count] = self._time(compute)
+            compute.stop()
 
 
 def timed_tasks(driver, timer, instances, runs):
@@ -228,7 +305,7 @@ def table(title, results, nodes_of, label, projection=None):
 
 
 def report(real, real_nodes, rss, latency_at, simulated, sim_nodes,
-           sim_projection, fake_latency, unrecorded, args):
+           sim_projection, fake_latency, unrecorded, nova, args):
     """Print the tables and the verdict; whether the goals are met."""
     table('Real members (test bed; median of %d runs, load %s):'
           % (args.runs, real['load']), real['results'], real_nodes,
@@ -297,13 +374,40 @@ def report(real, real_nodes, rss, latency_at, simulated, sim_nodes,
             real_nodes[largest])
         basis = 'measured at %d members' % largest
         sync = real['results'][largest]['power sync (get_info x N)'][0]
-    print('  update_available_resource: %.3f s per node (%s): the driver\'s '
-          'part for all nodes reaches Nova\'s %d s periodic interval at '
-          'about %d members; the power sync (%.3f s, one listing) is far '
-          'from its %d s interval. Nova\'s resource tracker adds its own '
-          'work per node (database, Placement), not measured here.' % (
-              per_node, basis, PERIODIC_S, PERIODIC_S / per_node, sync,
-              POWER_SYNC_S))
+    own = None
+    if nova:
+        print('\nNova\'s periodic update_available_resource (compute '
+              'manager, resource tracker, SQLite, Placement in-process; '
+              'median of %d runs, load %s):' % (args.runs, nova['load']))
+        print('  %-22s %8s %10s %12s %14s %16s' % (
+            'cluster', 'nodes', 'total s', 'per node s', 'driver\'s s',
+            'Nova\'s per node'))
+        for label, (nodes, took, driver_took) in nova.items():
+            if label == 'load':
+                continue
+            print('  %-22s %8d %10.3f %12.4f %14.3f %16.4f' % (
+                label if label == 'test bed' else '%d simulated' % label,
+                nodes, took, took / nodes, driver_took,
+                (took - driver_took) / nodes))
+        nodes, took, driver_took = nova.get(largest) or nova['test bed']
+        own = (took - driver_took) / nodes
+    if own is None:
+        print('  update_available_resource: the driver\'s part %.3f s per '
+              'node (%s): for all nodes it reaches Nova\'s %d s periodic '
+              'interval at about %d members; Nova\'s own work per node '
+              '(database, Placement) comes on top (--nova measures it).'
+              % (per_node, basis, PERIODIC_S, PERIODIC_S / per_node))
+    else:
+        print('  update_available_resource: the driver\'s part %.3f s per '
+              'node (%s) + Nova\'s own %.3f s per node (measured in-process '
+              'at that size) = %.3f s per node: all nodes take Nova\'s %d s '
+              'periodic interval at about %d members, half of it at about '
+              '%d.' % (per_node, basis, own, per_node + own, PERIODIC_S,
+                       PERIODIC_S / (per_node + own),
+                       PERIODIC_S / 2 / (per_node + own)))
+    print('  power sync: %.3f s (%s; one listing per service, which LXD '
+          'answers by asking every member holding instances), against its '
+          '%d s interval.' % (sync, basis, POWER_SYNC_S))
     passed = not (growing or slow or unrecorded)
     print('  requests per node growing with members: %s; '
           'update_available_resource over %.0f s per node at: %s; %s' % (
@@ -311,6 +415,29 @@ def report(real, real_nodes, rss, latency_at, simulated, sim_nodes,
               ', '.join(map(str, slow)) or 'none',
               'PASS' if passed else 'FAIL'))
     return passed
+
+
+def nova_periodic(args, recorder, counts, folder, bed):
+    """NovaPeriodic on the test bed and a fake of each --simulate size."""
+    NovaPeriodic.runs = args.runs
+    NovaPeriodic.fakes = {}
+    nova_bed = NovaBed()
+    nova_bed.ensure_project()
+    CONF.reset()    # driver_for's overrides and parsed arguments: Nova's now
+    try:
+        # No containers: Nova refuses to start a new service whose
+        # driver lists instances (the resource tracker reads Nova's).
+        for n in counts:
+            NovaPeriodic.fakes[n] = FakeCluster(recorder.spec([]), n, folder,
+                                                bed)
+        error = demo_main.run_case(NovaPeriodic('test_periodic'))
+    finally:
+        for fake in NovaPeriodic.fakes.values():
+            fake.close()
+        nova_bed.delete_project()
+    if error:
+        raise RuntimeError('Nova\'s periodic task did not run:\n%s' % error)
+    return dict(NovaPeriodic.results, load=load())
 
 
 def main():
@@ -325,6 +452,10 @@ def main():
                         help='containers on each member')
     parser.add_argument('--runs', type=int, default=5,
                         help='timed runs of each task')
+    parser.add_argument('--nova', action='store_true',
+                        help='also time Nova\'s own periodic task (its '
+                             'in-process services) on the test bed and '
+                             'each simulated cluster')
     parser.add_argument('--save-recording', metavar='FILE',
                         help='write the recorded answers (JSON) there')
     args = parser.parse_args()
@@ -428,11 +559,15 @@ def main():
                       n, simulated['results'][n][UAR][0],
                       projection[n][UAR], load()), flush=True)
         simulated['load'] = load()
+        nova = None
+        if args.nova:
+            nova = nova_periodic(args, recorder, sorted(args.simulate),
+                                 folder.name, bed)
         passed = report(
             real, real_nodes, rss, latency_at,
             simulated if args.simulate else None, sim_nodes, projection,
             {k: statistics.median(v) for k, v in fake_latency.items()},
-            unrecorded, args)
+            unrecorded, nova, args)
     finally:
         periodic_scale.empty(bed.client())
         bed.delete_project()
