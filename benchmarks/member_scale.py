@@ -382,15 +382,14 @@ def report(real, real_nodes, rss, latency_at, simulated, sim_nodes,
         print('  %-22s %8s %10s %12s %14s %16s' % (
             'cluster', 'nodes', 'total s', 'per node s', 'driver\'s s',
             'Nova\'s per node'))
-        for label, (nodes, took, driver_took) in nova.items():
-            if label == 'load':
-                continue
+        for label, (nodes, took, driver_took) in nova['results'].items():
             print('  %-22s %8d %10.3f %12.4f %14.3f %16.4f' % (
                 label if label == 'test bed' else '%d simulated' % label,
                 nodes, took, took / nodes, driver_took,
                 (took - driver_took) / nodes))
-        nodes, took, driver_took = nova.get(largest) or nova['test bed']
-        own = (took - driver_took) / nodes
+        nodes, took, driver_took = (nova['results'].get(largest) or
+                                    nova['results']['test bed'])
+        own = (took - driver_took) / nodes, nodes
     if own is None:
         print('  update_available_resource: the driver\'s part %.3f s per '
               'node (%s): for all nodes it reaches Nova\'s %d s periodic '
@@ -400,11 +399,11 @@ def report(real, real_nodes, rss, latency_at, simulated, sim_nodes,
     else:
         print('  update_available_resource: the driver\'s part %.3f s per '
               'node (%s) + Nova\'s own %.3f s per node (measured in-process '
-              'at that size) = %.3f s per node: all nodes take Nova\'s %d s '
-              'periodic interval at about %d members, half of it at about '
-              '%d.' % (per_node, basis, own, per_node + own, PERIODIC_S,
-                       PERIODIC_S / (per_node + own),
-                       PERIODIC_S / 2 / (per_node + own)))
+              'with %d nodes) = %.3f s per node: all nodes take Nova\'s %d '
+              's periodic interval at about %d members, half of it at about '
+              '%d.' % (per_node, basis, own[0], own[1], per_node + own[0],
+                       PERIODIC_S, PERIODIC_S / (per_node + own[0]),
+                       PERIODIC_S / 2 / (per_node + own[0])))
     print('  power sync: %.3f s (%s; one listing per service, which LXD '
           'answers by asking every member holding instances), against its '
           '%d s interval.' % (sync, basis, POWER_SYNC_S))
@@ -437,7 +436,7 @@ def nova_periodic(args, recorder, counts, folder, bed):
         nova_bed.delete_project()
     if error:
         raise RuntimeError('Nova\'s periodic task did not run:\n%s' % error)
-    return dict(NovaPeriodic.results, load=load())
+    return {'results': dict(NovaPeriodic.results), 'load': load()}
 
 
 def main():
