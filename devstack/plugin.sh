@@ -184,6 +184,27 @@ EOF
     fi
 }
 
+# LXD 5.0.2 and older (Debian 12's) schedule no CPUs (limits.cpu) on a
+# daemon that became a cluster member after it started, until it restarts
+# (fixed in LXD 5.0.3): restart the LXD this plugin installed once after
+# it starts or joins a cluster; running containers keep running.
+function nova_lxd_restart_after_clustering {
+    local version oldest
+    version=$(nova_lxd_server_info environment.server_version)
+    oldest=$(printf '%s\n' "$version" 5.0.3 | sort -V | head -n 1)
+    if [[ "$oldest" != "$version" || "$version" == "5.0.3" ]]; then
+        return 0
+    fi
+    if [[ "$(nova_lxd_install_method)" != "deb" ]]; then
+        echo "WARNING: LXD $version applies no limits.cpu until it is restarted after joining the cluster: restart it" >&2
+        return 0
+    fi
+    echo_summary "Restarting LXD $version once, now that it is a cluster member"
+    sudo systemctl restart lxd.service
+    nova_lxd_lxd waitready --timeout 300 ||
+        die $LINENO "LXD did not answer after its restart"
+}
+
 # post-config: LXD initialised (or joined), the project, the certificate
 function init_nova_lxd_lxd {
     local needs_address=""
@@ -202,12 +223,16 @@ function init_nova_lxd_lxd {
             nova_lxd_preseed | nova_lxd_lxd init --preseed ||
                 die $LINENO "could not join the LXD cluster"
             nova_lxd_made "joined"
+            nova_lxd_restart_after_clustering
         fi
     elif ! nova_lxd_lxc storage show "$NOVA_LXD_STORAGE_POOL" >/dev/null 2>&1; then
         echo_summary "Initialising LXD (pool $NOVA_LXD_STORAGE_POOL, $NOVA_LXD_STORAGE_DRIVER)"
         nova_lxd_preseed | nova_lxd_lxd init --preseed ||
             die $LINENO "lxd init failed"
         nova_lxd_made "pool $NOVA_LXD_STORAGE_POOL"
+        if [[ "$NOVA_LXD_CLUSTER" == "True" ]]; then
+            nova_lxd_restart_after_clustering
+        fi
     fi
 
     if ! nova_lxd_lxc project show "$NOVA_LXD_PROJECT" >/dev/null 2>&1; then

@@ -96,6 +96,7 @@ def lxc(args, state):
         with open(SERVER_CERT) as f:
             print(json.dumps({'environment': {
                 'certificate': f.read(),
+                'server_version': os.environ.get('FAKE_LXD_VERSION', '5.0.2'),
                 'server_clustered': state['clustered']}}))
         return 0
     if words[:1] == ['query'] and words[1].startswith('/1.0/certificates/'):

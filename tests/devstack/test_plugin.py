@@ -276,6 +276,9 @@ class DebianStackTest(testtools.TestCase):
                               if 'install' in c])
         self.assertIn(['systemctl', 'enable', 'lxd.socket', 'lxd.service'],
                       self.box.calls('systemctl'))
+        # Not clustered: no restart.
+        self.assertNotIn(['systemctl', 'restart', 'lxd.service'],
+                         self.box.calls('systemctl'))
         self.assertIn(['usermod', '-a', '-G', 'lxd', _user()],
                       self.box.calls('usermod'))
         (pip,) = self.box.calls('pip')
@@ -445,6 +448,9 @@ class PluginPhasesTest(PluginTestCase):
         # Not the names of the files where stack.sh runs (DevStack's
         # iniset echoes values unquoted).
         self.assertEqual('*', lxd['members'])
+        # LXD 5.0.2 schedules CPUs only once restarted as a member.
+        self.assertIn(['systemctl', 'restart', 'lxd.service'],
+                      self.box.calls('systemctl'))
 
     def test_start_a_cluster(self):
         self.run_plugin(['stack post-config'],
@@ -460,6 +466,17 @@ class PluginPhasesTest(PluginTestCase):
         self.assertEqual([{'name': 'default', 'driver': 'btrfs',
                            'config': {'size': '20GiB'}}],
                          preseed['storage_pools'])
+        self.assertIn(['systemctl', 'restart', 'lxd.service'],
+                      self.box.calls('systemctl'))
+
+    def test_newer_lxd_is_not_restarted(self):
+        self.run_plugin(['stack post-config'],
+                        localrc='NOVA_LXD_CLUSTER=True\n'
+                                'NOVA_LXD_CLUSTER_ADDRESS=192.0.2.7:8443',
+                        env={'FAKE_LXD_VERSION': '5.21.1'})
+        self.assertTrue(self.box.lxd_state()['clustered'])
+        self.assertNotIn(['systemctl', 'restart', 'lxd.service'],
+                         self.box.calls('systemctl'))
 
     def test_cluster_without_address_stops_with_a_message(self):
         done = self.run_plugin(['stack post-config'], check=False,
