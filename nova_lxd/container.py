@@ -170,7 +170,11 @@ FLAVOR_KEYS = ('limits.cpu', 'limits.memory', 'limits.memory.swap',
                'limits.processes', 'security.privileged', 'security.nesting',
                'security.idmap.isolated')
 # Keys that change what the container is only when it starts again.
-RESTART_KEYS = ('security.privileged', 'security.nesting')
+# limits.cpu too: LXD's CPU scheduler, which pins a running container to
+# that many CPUs (what nproc shows), is triggered by a live change before
+# LXD saves it, and may read the old count (LXD 5.0 to 5.21); at start it
+# reads the saved one.
+RESTART_KEYS = ('security.privileged', 'security.nesting', 'limits.cpu')
 
 
 def security_config(specs: 'extra_specs.LXDSpecs', project_id: str,
@@ -371,7 +375,8 @@ def needs_restart(found: Body, config: Mapping[str, str]) -> bool:
     """Whether ``config`` (a resize's) changes keys that act at start.
 
     A running privileged container stays privileged until it starts
-    again: dropping ``security.privileged`` needs a restart.
+    again: dropping ``security.privileged`` needs a restart; a new vCPU
+    count is pinned reliably only at start (RESTART_KEYS).
     """
     return any((found['config'].get(k) or '') != (config.get(k) or '')
                for k in RESTART_KEYS if k in config)

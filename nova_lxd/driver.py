@@ -668,9 +668,14 @@ class LXDDriver(driver.ComputeDriver):
                          allocations, block_device_info=None, power_on=True,
                          share_info=None):
         self.migrations.finish(migration, instance, allocations,
-                               network_info, block_device_info)
+                               network_info, block_device_info,
+                               stop=self._resize_stop(instance))
         if power_on:
             self.power_on(context, instance, network_info)
+
+    def _resize_stop(self, instance):
+        """A clean stop, for a resize on the member that takes a start."""
+        return lambda: self.power_off(instance, CONF.shutdown_timeout)
 
     def confirm_migration(self, context, migration, instance, network_info):
         """Nothing left on the source: its ports went with the move."""
@@ -680,7 +685,8 @@ class LXDDriver(driver.ComputeDriver):
                                 power_on=True, share_info=None):
         self.migrations.finish_revert(
             context, instance, migration, self._nodes.get(instance.node),
-            network_info, block_device_info)
+            network_info, block_device_info,
+            stop=self._resize_stop(instance))
         if power_on:
             self.power_on(context, instance, network_info)
 

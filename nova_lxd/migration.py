@@ -157,24 +157,29 @@ class Migrations(object):
             self.vifs.unplug(instance, network_info)
 
     def finish(self, migration, instance, allocations, network_info,
-               block_device_info):
-        """Destination (finish_migration): the new flavor, here."""
+               block_device_info, stop):
+        """Destination (finish_migration): the new flavor, here.
+
+        ``stop``: stops the container cleanly, for a change on its member
+        that takes a start (apply_flavor); the caller starts it.
+        """
         if migration.dest_node == migration.source_node:
-            self.apply_flavor(instance, instance.flavor, allocations)
+            self.apply_flavor(instance, instance.flavor, allocations, stop)
         else:
             self.receive(instance, instance.flavor, allocations,
                          network_info, block_device_info)
 
     def finish_revert(self, context, instance, migration, provider_uuid,
-                      network_info, block_device_info):
+                      network_info, block_device_info, stop):
         """Source (finish_revert_migration): the old flavor, back here.
 
-        ``provider_uuid``: the resource provider of the instance's node.
+        ``provider_uuid``: the resource provider of the instance's node;
+        ``stop`` as for finish.
         """
         allocations = self.allocations_here(context, instance, migration,
                                             provider_uuid)
         if migration.dest_node == migration.source_node:
-            self.revert(context, instance, allocations)
+            self.revert(context, instance, stop, allocations)
         else:
             self.receive(instance, instance.flavor, allocations,
                          network_info, block_device_info)
@@ -287,9 +292,12 @@ class Migrations(object):
 
     # -- on the member ---------------------------------------------------
 
-    def apply_flavor(self, instance, flavor, allocations):
-        """Limits, root size, ephemeral disk and GPUs of ``flavor``, live.
+    def apply_flavor(self, instance, flavor, allocations, stop):
+        """Limits, root size, ephemeral disk and GPUs of ``flavor``.
 
+        Live, unless a key changes that acts at start (a new vCPU count,
+        privileges: container.needs_restart): then a running container
+        is stopped first (``stop``) and its caller starts it.
         ``allocations``: the instance's allocations for ``flavor``. The
         cards the container holds of the allocated models stay, more are
         picked, the rest are taken away.
@@ -300,6 +308,9 @@ class Migrations(object):
         # The security keys too (within what the operator allows now).
         gates = container.gates(CONF.lxd)
         patch = container.resize_patch(found, flavor, gates)
+        if (found.get('status') == 'Running' and
+                container.needs_restart(found, patch['config'])):
+            stop()
         if holding or gpu_devices.wanted(allocations):
             specs = extra_specs.lxd_specs(flavor.extra_specs)
             try:
@@ -314,10 +325,6 @@ class Migrations(object):
             self.gpus.remove_unused_profiles()
         else:
             self.lxd.update_instance(name, patch)
-        if (found.get('status') == 'Running' and
-                container.needs_restart(found, patch['config'])):
-            # A container stays privileged (nested) until it starts again.
-            self.lxd.change_state(name, 'restart', force=True)
         self.disks.apply_flavor(instance, flavor)
 
     @staticmethod
@@ -437,10 +444,10 @@ class Migrations(object):
             return False
         return True
 
-    def revert(self, context, instance, allocations=None):
+    def revert(self, context, instance, stop, allocations=None):
         """Apply the old flavor again (Nova put it back on the instance)."""
         if allocations is None:
             # Nova gave the old flavor's allocations back to the instance.
             allocations = report.report_client_singleton(
             ).get_allocs_for_consumer(context, instance.uuid)['allocations']
-        self.apply_flavor(instance, instance.flavor, allocations)
+        self.apply_flavor(instance, instance.flavor, allocations, stop)

@@ -145,10 +145,14 @@ class DebianGuestTest(DebianGuest, base.ServersTestCase):
             'Cloud-init v. 22.4.2 finished'))
 
         # Resize: what the guest sees follows (MemTotal from the test bed's
-        # lxcfs). The CPU count is LXD's limits.cpu; nproc follows it once
-        # LXD's scheduler pins the container's cpuset, which LXD 5.0 did
-        # not always do here, with two test-bed daemons sharing two CPUs.
+        # lxcfs; nproc from the cpuset LXD's scheduler gives for limits.cpu,
+        # on LXD 5.0.2 only from a daemon restarted after joining the
+        # cluster, as the test bed's are: see the install guide).
         self.assertEqual('1', self.container(server)['config']['limits.cpu'])
+        self.assertEqual('1', self.run_in(server, 'nproc'),
+                         'LXD did not pin the container to its 1 vCPU: was '
+                         'the member\'s LXD restarted after it joined the '
+                         'cluster? (tools/lxd-testbed down, then up)')
         self.assertEqual('MemTotal:         524288 kB', self.run_in(
             server, 'grep', 'MemTotal', '/proc/meminfo'),
             'not the flavor\'s memory: is the test bed\'s lxcfs running? '
@@ -158,6 +162,7 @@ class DebianGuestTest(DebianGuest, base.ServersTestCase):
         server = self._resize_server(server, bigger)
         server = self._confirm_resize(server)
         self.assertEqual('2', self.container(server)['config']['limits.cpu'])
+        self.assertEqual('2', self.run_in(server, 'nproc'))
         self.assertEqual('MemTotal:        1048576 kB', self.run_in(
             server, 'grep', 'MemTotal', '/proc/meminfo'))
         self.assertIn('1024', self.run_in(server, 'free', '-m'))

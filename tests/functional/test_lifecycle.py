@@ -187,27 +187,49 @@ class LifecycleTest(base.ServersTestCase):
             self.assertTrue(before in uptime or after in uptime,
                             '%r is not %r or %r' % (uptime, before, after))
 
-    def test_resize_changes_limits_live_on_the_same_member(self):
+    def test_resize_on_the_same_member_live_or_restarted_for_vcpus(self):
         self.flags(allow_resize_to_same_host=True)
+        roomier = self._create_flavor(name='roomier', vcpu=1, memory_mb=512,
+                                      disk=1, ephemeral=0)
         bigger = self._create_flavor(name='bigger', vcpu=2, memory_mb=512,
                                      disk=1, ephemeral=0)
         server = self.boot()
         self.only_member(server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
         pid = self.state(server)['pid']
 
-        server = self._resize_server(server, bigger)
+        # More memory: changed live, and back.
+        server = self._resize_server(server, roomier)
         cfg = self.container(server)['config']
-        self.assertEqual(('2', '512MiB'),
+        self.assertEqual(('1', '512MiB'),
                          (cfg['limits.cpu'], cfg['limits.memory']))
         self.assertEqual(pid, self.state(server)['pid'])  # no restart
         server = self._revert_resize(server)
-        cfg = self.container(server)['config']
-        self.assertEqual(('1', '256MiB'),
-                         (cfg['limits.cpu'], cfg['limits.memory']))
+        self.assertEqual('256MiB',
+                         self.container(server)['config']['limits.memory'])
+        self.assertEqual(pid, self.state(server)['pid'])
+
+        # Another vCPU count: stopped, changed and started again, so that
+        # LXD pins it to as many CPUs (nproc), and back.
+        for flavor, cpus in ((bigger, '2'), (None, '1')):
+            server = (self._resize_server(server, flavor) if flavor else
+                      self._revert_resize(server))
+            self.assertEqual(cpus,
+                             self.container(server)['config']['limits.cpu'])
+            self.assertEqual('Running', self.state(server)['status'])
+            self.assertNotEqual(pid, self.state(server)['pid'])
+            pid = self.state(server)['pid']
+            self.assertEqual(cpus, self.nproc(server))
 
         server = self._resize_server(server, bigger)
         server = self._confirm_resize(server)
         self.assertEqual('2', self.container(server)['config']['limits.cpu'])
+        self.assertEqual('2', self.nproc(server))
+
+    def nproc(self, server):
+        rc, out, err = self.bed.exec(
+            server['OS-EXT-SRV-ATTR:instance_name'], 'nproc')
+        self.assertEqual(0, rc, err)
+        return out.strip()
 
     def test_snapshot_round_trip(self):
         self.glance_keeps_uploads()

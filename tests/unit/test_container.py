@@ -294,10 +294,23 @@ class ResizeTest(testtools.TestCase):
         self.assertEqual('', patch['config']['security.privileged'])
         self.assertTrue(container.needs_restart(privileged,
                                                 patch['config']))
-        self.assertFalse(container.needs_restart(FOUND, patch['config']))
+        unprivileged = container.resize_patch(FOUND, self.bigger(), CLOSED)
+        self.assertFalse(container.needs_restart(
+            dict(FOUND, config=dict(FOUND['config'], **{'limits.cpu': '4'})),
+            unprivileged['config']))
         body = container.resized(privileged, self.bigger(),
                                  container.Part(), CLOSED)
         self.assertNotIn('security.privileged', body['config'])
+
+    def test_a_new_vcpu_count_restarts_a_new_memory_size_does_not(self):
+        more_cpus = container.resize_patch(FOUND, self.bigger(), CLOSED)
+        self.assertTrue(container.needs_restart(FOUND, more_cpus['config']))
+        more_memory = container.resize_patch(FOUND, objects.Flavor(
+            name='roomier', vcpus=2, memory_mb=1024, root_gb=10,
+            extra_specs={}), CLOSED)
+        self.assertEqual('1024MiB', more_memory['config']['limits.memory'])
+        self.assertFalse(container.needs_restart(FOUND,
+                                                 more_memory['config']))
 
     def test_resize_to_what_the_operator_closed_is_refused(self):
         self.assertRaises(exception.InvalidInput, container.resize_patch,

@@ -133,8 +133,11 @@ class ApplyFlavorTest(MigrationsTestCase):
 
     def test_limits_and_root_patched_live_without_gpus(self):
         bigger = flavor('bigger', vcpus=2)
+        stop = mock.Mock()
         self.migrations.apply_flavor(self.instance, bigger,
-                                     {uuids.node: {'resources': {'VCPU': 2}}})
+                                     {uuids.node: {'resources': {'VCPU': 2}}},
+                                     stop)
+        stop.assert_not_called()        # not running
         self.lxd.update_instance.assert_called_once_with(
             self.instance.name, container.resize_patch(
                 FOUND, bigger, container.Gates(max_processes=4096)))
@@ -144,21 +147,35 @@ class ApplyFlavorTest(MigrationsTestCase):
         self.disks.apply_flavor.assert_called_once_with(self.instance,
                                                         bigger)
 
-    def test_away_from_privileged_drops_it_and_restarts(self):
+    def test_away_from_privileged_stops_first_then_drops_it(self):
         found = self.lxd.instance.return_value
         found['config']['security.privileged'] = 'true'
         found['status'] = 'Running'
-        self.migrations.apply_flavor(self.instance, flavor(), {})
+        stop = mock.Mock(side_effect=(
+            lambda: self.lxd.update_instance.assert_not_called()))
+        self.migrations.apply_flavor(self.instance, flavor(), {}, stop)
+        stop.assert_called_once_with()
         (_, patch), _ = self.lxd.update_instance.call_args
         self.assertEqual('', patch['config']['security.privileged'])
-        self.lxd.change_state.assert_called_once_with(
-            self.instance.name, 'restart', force=True)
+        self.lxd.change_state.assert_not_called()   # the caller starts it
+
+    def test_running_a_new_vcpu_count_stops_first_more_memory_does_not(self):
+        self.lxd.instance.return_value['status'] = 'Running'
+        stop = mock.Mock()
+        roomier = flavor('roomier')        # 1 vCPU, as FOUND
+        roomier.memory_mb *= 2
+        self.migrations.apply_flavor(self.instance, roomier, {}, stop)
+        stop.assert_not_called()
+        self.migrations.apply_flavor(self.instance, flavor('bigger', 2), {},
+                                     stop)
+        stop.assert_called_once_with()
 
     def test_a_gpu_allocation_replaces_the_container_with_its_cards(self):
         self.flags(allow_nvidia_runtime=True, group='lxd')
         bigger = flavor('gpu', extra_specs={'lxd:nvidia_runtime': 'true'})
         allocations = {uuids.gpu: {'resources': {'PGPU': 1}}}
-        self.migrations.apply_flavor(self.instance, bigger, allocations)
+        self.migrations.apply_flavor(self.instance, bigger, allocations,
+                                     mock.Mock())
         ((specs, claimed, holding),) = self.gpus.claims
         self.assertEqual((True, allocations, False),
                          (specs.nvidia_runtime, claimed, holding))
@@ -172,7 +189,7 @@ class ApplyFlavorTest(MigrationsTestCase):
     def test_a_container_holding_gpus_is_replaced_without_gpus_too(self):
         self.lxd.instance.return_value['devices']['nova-gpu-0'] = {
             'type': 'gpu', 'pci': '0000:03:00.0'}
-        self.migrations.apply_flavor(self.instance, flavor(), {})
+        self.migrations.apply_flavor(self.instance, flavor(), {}, mock.Mock())
         ((_, _, holding),) = self.gpus.claims
         self.assertTrue(holding)
         self.lxd.replace_instance.assert_called_once()
@@ -182,7 +199,7 @@ class ApplyFlavorTest(MigrationsTestCase):
             'nova.scheduler.client.report.report_client_singleton')).mock
         client.return_value.get_allocs_for_consumer.return_value = {
             'allocations': {uuids.gpu: {'resources': {'PGPU': 1}}}}
-        self.migrations.revert(None, self.instance)
+        self.migrations.revert(None, self.instance, mock.Mock())
         client.return_value.get_allocs_for_consumer.assert_called_once_with(
             None, uuids.server)
         ((_, allocations, _),) = self.gpus.claims
@@ -258,13 +275,13 @@ class StepsTest(MigrationsTestCase):
                           'Stopped')
         self.assertEqual([mock.call.stop()], self.power.mock_calls)
 
-    def test_finish_resizes_live_on_the_member_and_receives_a_move(self):
+    def test_finish_resizes_on_the_member_and_receives_a_move(self):
         self.migrations.finish(self.moving(dest='lxd1'), self.instance,
-                               {'a': 1}, [], None)
+                               {'a': 1}, [], None, self.power.stop)
         self.migrations.apply_flavor.assert_called_once_with(
-            self.instance, self.instance.flavor, {'a': 1})
+            self.instance, self.instance.flavor, {'a': 1}, self.power.stop)
         self.migrations.finish(self.moving(), self.instance, {'a': 1}, [],
-                               None)
+                               None, self.power.stop)
         self.migrations.receive.assert_called_once_with(
             self.instance, self.instance.flavor, {'a': 1}, [], None)
 
@@ -273,7 +290,8 @@ class StepsTest(MigrationsTestCase):
         with mock.patch.object(self.migrations, 'allocations_here',
                                return_value={'rp': 1}) as here:
             self.migrations.finish_revert(None, self.instance,
-                                          self.moving(), uuids.rp, [], None)
+                                          self.moving(), uuids.rp, [], None,
+                                          self.power.stop)
         here.assert_called_once_with(None, self.instance, self.migration,
                                      uuids.rp)
         self.migrations.receive.assert_called_once_with(
