@@ -39,6 +39,11 @@ class CloudConfigTest(testtools.TestCase):
                          files['nova.conf']['service_user'][
                              'send_service_user_token'])
 
+    def test_keystone_hashes_passwords_with_devstacks_rounds(self):
+        files = cloud_config.configs(self.cloud)
+        self.assertEqual('4', files['keystone.conf']['identity'][
+            'password_hash_rounds'])
+
     def test_databases_on_the_unix_socket(self):
         files = cloud_config.configs(self.cloud)
         sock = os.path.join(self.state, 'mysql', 'mysqld.sock')
