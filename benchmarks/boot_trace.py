@@ -33,6 +33,7 @@ import openstack as sdk
 
 IMAGE = 'busybox'           # as cli-flow and Rally upload it
 NETWORK = 'cloud-net'
+BOOT_TIMEOUT = 300
 PREFIX = 'boot-trace-%d' % os.getpid()
 STAMP = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ')
 REQ = re.compile(r'\[(?:None )?(req-[0-9a-f-]{36})')
@@ -124,7 +125,7 @@ class Trace:
                 self.cloud.image.delete_image(made)
 
     def boot(self, name, with_port):
-        port = None
+        port = server = None
         if with_port:
             port = self.cloud.network.create_port(
                 network_id=self.network.id, name=name)
@@ -135,15 +136,20 @@ class Trace:
                 networks=[{'port': port.id}] if port else 'none')
             returned = time.time()
             while server.status not in ('ACTIVE', 'ERROR'):
+                if time.time() - posted > BOOT_TIMEOUT:
+                    raise RuntimeError('%s not ACTIVE after %d s' % (
+                        name, BOOT_TIMEOUT))
                 time.sleep(0.1)
                 server = self.cloud.compute.get_server(server.id)
             active = time.time() - posted
             if server.status != 'ACTIVE':
                 raise RuntimeError('%s went to ERROR: %s' % (
                     name, server.fault))
-            self.cloud.compute.delete_server(server)
-            self.cloud.compute.wait_for_delete(server, interval=0.2)
         finally:
+            # Nothing of a boot stays, whatever became of it.
+            if server:
+                self.cloud.compute.delete_server(server)
+                self.cloud.compute.wait_for_delete(server, interval=0.2)
             if port:
                 self.cloud.network.delete_port(port)
         time.sleep(1)       # the last log lines flushed
