@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# What tools/cloud and tools/lxd-testbed share: logging, the state-folder
-# guard, "is this pid ours", port probes and apt installs.
+# What tools/cloud, tools/lxd-testbed and tools/build-debian-image share:
+# logging, the state-folder guard, "is this pid ours", inherited
+# descriptors, port probes and apt installs.
 #
 # Source it with PROG set to the program's name (the prefix of its
 # messages); nothing runs on sourcing.
@@ -9,6 +10,20 @@ log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() {
     log "error: $*"
     exit 1
+}
+
+# close_inherited_fds: close every descriptor above stderr but bash's own
+# script descriptor. For what outlives us (a daemon must not hold our
+# caller's lock or pipes: a CI runner reading our output would wait for
+# ever) or cannot bear them (mmdebstrap).
+close_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then
+            eval "exec $fd>&-"
+        fi
+    done
 }
 
 # state_dir PATH WHAT: PATH made absolute, without a trailing slash. Dies
