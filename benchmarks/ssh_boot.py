@@ -164,11 +164,11 @@ class Bench:
                 ssh = time.monotonic() - start
             if time.monotonic() - start > SSH_TIMEOUT:
                 process.kill()
+                what = ('no return' if returned is None else
+                        'no SSH at %s (the command returned after %.1f s)'
+                        % (address, returned))
                 raise RuntimeError('%s: %s after %d s' % (
-                    process.args,
-                    'no SSH at %s (the command returned after %.1f s)' % (
-                        address, returned) if returned is not None else
-                    'no return', SSH_TIMEOUT))
+                    process.args, what, SSH_TIMEOUT))
             time.sleep(0.2)
         return ssh, returned
 
