@@ -35,7 +35,6 @@ import argparse
 import collections
 import contextlib
 import os
-import resource
 import statistics
 import sys
 import time
@@ -44,35 +43,11 @@ import eventlet
 
 from nova_lxd import image_format
 
+from benchmarks import cpu
 from benchmarks import verdict
 
 LIMIT = 0.8
 TIMEOUT = 600
-
-
-class CPUClock(object):
-    """CPU seconds used since it was made: by this process, by all.
-
-    This process holds Nova's services and the benchmark's LXD client;
-    the machine's busy time (/proc/stat) adds LXD, the containers and
-    whatever else runs.
-    """
-
-    def __init__(self):
-        self.start = self._now()
-
-    @staticmethod
-    def _now():
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        with open('/proc/stat') as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:9]]
-        busy = sum(ticks) - ticks[3] - ticks[4]     # less idle, iowait
-        return (usage.ru_utime + usage.ru_stime,
-                busy / os.sysconf('SC_CLK_TCK'))
-
-    def used(self):
-        """(this process's CPU seconds, the machine's)."""
-        return tuple(n - s for n, s in zip(self._now(), self.start))
 
 
 class BenchBed(demo_main.ProjectBed):
@@ -124,11 +99,11 @@ class BootStorm(demo_main.NovaLXD):
             container.start(wait=True)
             return container
 
-        start, cpu = time.monotonic(), CPUClock()
+        start, clock = time.monotonic(), cpu.CPUClock()
         for i, member in enumerate(collections.Counter(spread).elements()):
             pool.spawn(launch, i, member)
         pool.waitall()
-        took, used = time.monotonic() - start, cpu.used()
+        took, used = time.monotonic() - start, clock.used()
         for container in containers:
             pool.spawn(_delete, container)
         pool.waitall()
@@ -147,7 +122,7 @@ class BootStorm(demo_main.NovaLXD):
                 'flavorRef': self.flavors['tiny'], 'networks': 'none'}})['id']
 
         # All POSTs at once, as many clients would send them.
-        start, cpu = time.monotonic(), CPUClock()
+        start, clock = time.monotonic(), cpu.CPUClock()
         uuids = list(pool.imap(post, range(self.servers)))
         while not all(u in self.active_at for u in uuids):
             failed = self.failed.intersection(uuids)
@@ -156,7 +131,7 @@ class BootStorm(demo_main.NovaLXD):
                     time.monotonic() - start, len(failed)))
             time.sleep(0.05)
         took, used = max(self.active_at[u] for u in uuids) - start, \
-            cpu.used()
+            clock.used()
         servers = [self.api.get_server(u) for u in uuids]
         where = collections.Counter(
             s['OS-EXT-SRV-ATTR:hypervisor_hostname'] for s in servers)

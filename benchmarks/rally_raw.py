@@ -82,24 +82,29 @@ def without_range(config):
     return json.dumps(found)
 
 
-def iteration(alias, project, config, name, member, range_lock=None):
-    """One create + start + delete: a result dict (seconds, or the error).
+def launch(alias, project, config, name, member, range_lock=None):
+    """Create and start one container; SubprocessError when LXD fails.
 
     ``range_lock``: the member's lock for isolated containers, held while
     the created container is given its own id range.
     """
+    lxc('init', alias, name, '--project', project, '--target',
+        member, '--no-profiles',
+        stdin=without_range(config) if range_lock else config)
+    if range_lock:
+        with range_lock:
+            lxc('config', 'set', '--project', project, name,
+                ISOLATED + '=true')
+    lxc('start', '--project', project, name)
+
+
+def iteration(alias, project, config, name, member, range_lock=None):
+    """One create + start + delete: a result dict (seconds, or the error)."""
     result = {'member': member, 'create_start': None, 'delete': None,
               'error': None}
     start = time.monotonic()
     try:
-        lxc('init', alias, name, '--project', project, '--target',
-            member, '--no-profiles',
-            stdin=without_range(config) if range_lock else config)
-        if range_lock:
-            with range_lock:
-                lxc('config', 'set', '--project', project, name,
-                    ISOLATED + '=true')
-        lxc('start', '--project', project, name)
+        launch(alias, project, config, name, member, range_lock)
         result['create_start'] = time.monotonic() - start
         start = time.monotonic()
         lxc('delete', '--force', '--project', project, name)
