@@ -145,9 +145,12 @@ class Storm(object):
         self.config = json.dumps(rally_raw.body(
             flavor.vcpus, flavor.ram, flavor.disk, pool))
         for member in self.members:
-            self.delete([self.cloud.compute.wait_for_server(
-                self.post('%s-warm-up-%s' % (PREFIX, member), member),
-                interval=0.5, wait=TIMEOUT)])
+            server = self.post('%s-warm-up-%s' % (PREFIX, member), member)
+            try:
+                self.cloud.compute.wait_for_server(server, interval=0.5,
+                                                   wait=TIMEOUT)
+            finally:
+                self.delete([server])
             self.raw_storm('warm-up', collections.Counter([member]))
         results = []
         for n in range(rounds):
