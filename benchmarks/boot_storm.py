@@ -35,7 +35,6 @@ import argparse
 import collections
 import contextlib
 import os
-import statistics
 import sys
 import time
 
@@ -263,11 +262,7 @@ def main():
               'this process (LXD and the containers)' % (
                   raw_cpu[1] / nova_cpu[1],
                   (raw_cpu[1] - raw_cpu[0]) / (nova_cpu[1] - nova_cpu[0])))
-    ratio = statistics.median(ratios)
-    passed = ratio >= LIMIT
-    print('  throughput ratio %.2f against %.1f: %s' % (
-        ratio, LIMIT, 'PASS' if passed else 'FAIL'))
-    return verdict.exit_status(passed)
+    return verdict.throughput(ratios, LIMIT)
 
 
 if __name__ == '__main__':
