@@ -44,6 +44,14 @@ class CloudConfigTest(testtools.TestCase):
         self.assertEqual('4', files['keystone.conf']['identity'][
             'password_hash_rounds'])
 
+    def test_keystone_caches_in_the_clouds_memcached(self):
+        cache = cloud_config.configs(self.cloud)['keystone.conf']['cache']
+        self.assertEqual('true', cache['enabled'])
+        self.assertEqual('dogpile.cache.memcached', cache['backend'])
+        self.assertEqual(
+            'unix:%s' % os.path.join(self.state, 'run', 'memcached.sock'),
+            cache['memcache_servers'])
+
     def test_databases_on_the_unix_socket(self):
         files = cloud_config.configs(self.cloud)
         sock = os.path.join(self.state, 'mysql', 'mysqld.sock')
