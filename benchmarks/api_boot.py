@@ -5,11 +5,14 @@ members, HTTPS, an LXD project of its own). One server is booted and
 deleted first (image imported, services warm); then N servers are booted
 one after another, each timed from its POST to Nova's announcement that
 it is ACTIVE. PASS when the median is at most 1.5 s. The driver's own
-share (LXDDriver.spawn) is shown beside it. ``--steps``: when each step
+share (LXDDriver.spawn) is shown beside it. Root disks on the test bed's
+btrfs pool when it has one (``lxd-testbed up --quota-pool``; LXD then
+snapshots the image's volume), else (or with ``--dir-pool``) on its dir
+pool (LXD unpacks the image for each container). ``--steps``: when each step
 of a boot began and ended (API, conductor, scheduler, Placement,
 compute, the driver's LXD requests), median seconds after the POST.
 Run from the repository root: python -m benchmarks.api_boot [-n 15]
-[--steps]
+[--steps] [--dir-pool]
 """
 
 # First: Nova's eventlet patching, quiet (like tools/demo).
@@ -18,6 +21,7 @@ from tools import demo_main
 import argparse
 import collections
 import functools
+import os
 import statistics
 import sys
 import time
@@ -187,10 +191,15 @@ def percentile(values, p):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-n', type=int, default=15, help='servers to boot')
+    parser.add_argument('--dir-pool', action='store_true',
+                        help="the test bed's dir pool even when it has a "
+                             'btrfs one')
     parser.add_argument('--steps', action='store_true',
                         help='time each step of the boots')
     args = parser.parse_args()
     APIBoot.runs = args.n
+    APIBoot.quota_pool = (bool(os.environ.get('LXD_TESTBED_QUOTA_POOL'))
+                          and not args.dir_pool)
     APIBoot.steps = Steps() if args.steps else None
     bed = BenchBed()
     bed.ensure_project()
@@ -203,7 +212,8 @@ def main():
     took, spawns = APIBoot.results
     print('Server create POST -> ACTIVE through Nova\'s API, %d servers one '
           'after another (flavor 1 vCPU/128 MB), image cached, services '
-          'warm:' % args.n)
+          'warm, pool %s:' % (args.n, os.environ['LXD_TESTBED_QUOTA_POOL']
+                              if APIBoot.quota_pool else 'dir'))
     for label, values in (('POST -> ACTIVE', took),
                           ('of which LXDDriver.spawn', spawns)):
         print('  %-25s p50 %.3f s  p90 %.3f s  (min %.3f, max %.3f)' % (

@@ -38,6 +38,7 @@ import base64
 import contextlib
 import io
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -153,10 +154,17 @@ class Bench:
         if process.stdin:
             process.stdin.write(stdin or '')
             process.stdin.close()
+        # When it returned, from a thread of its own: an SSH try that
+        # waits for its connect timeout would delay noticing it by 1 s.
+        ended = []
+        watcher = threading.Thread(
+            target=lambda: ended.append((process.wait(), time.monotonic())),
+            daemon=True)
+        watcher.start()
         ssh = returned = None
         while ssh is None or returned is None:
-            if returned is None and process.poll() is not None:
-                returned = time.monotonic() - start
+            if returned is None and not watcher.is_alive():
+                returned = ended[0][1] - start
                 if process.returncode:
                     raise RuntimeError('%s failed: %s' % (
                         process.args, process.stderr.read()))
@@ -173,6 +181,12 @@ class Bench:
         return ssh, returned
 
     def ssh_works(self, address):
+        # Port 22 first, briefly: ssh's connect timeout (1 s at least)
+        # would blur the moment SSH began to answer.
+        try:
+            socket.create_connection((address, 22), timeout=0.2).close()
+        except OSError:
+            return False
         try:
             subprocess.run(
                 ['ssh', '-i', self.key, '-o', 'BatchMode=yes',
@@ -272,6 +286,10 @@ class Call:
         self.returncode = 1 if self.error else 0
         self.stderr = io.StringIO(str(self.error or ''))
         return self.returncode
+
+    def wait(self):
+        self.thread.join()
+        return self.poll()
 
     def kill(self):
         pass

@@ -225,8 +225,9 @@ def ovs_agent_conf(cloud, member, index):
                 cloud.physnet, cloud.phys_prefix, member),
         },
         # The agents run as root: "env" stands in for sudo's root helper.
-        # A new port waits for the agent's next loop (default every 2 s)
-        # before it passes traffic and Nova hears network-vif-plugged.
+        # A new port waits for the agent's next loop (default every 2 s;
+        # whole seconds, 1 the least) before it passes traffic and Nova
+        # hears network-vif-plugged.
         'agent': {'tunnel_types': '', 'root_helper': 'env',
                   'polling_interval': '1'},
         # Security groups in OpenFlow with conntrack (userspace conntrack
