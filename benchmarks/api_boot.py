@@ -4,7 +4,7 @@ Nova's in-process services as in tools/demo (one compute for both test-bed
 members, HTTPS, an LXD project of its own). One server is booted and
 deleted first (image imported, services warm); then N servers are booted
 one after another, each timed from its POST to Nova's announcement that
-it is ACTIVE. PASS when the median is at most 1.5 s. The driver's own
+it is ACTIVE. PASS when the median is at most 0.8 s. The driver's own
 share (LXDDriver.spawn) is shown beside it. Root disks on the test bed's
 btrfs pool when it has one (``lxd-testbed up --quota-pool``; LXD then
 snapshots the image's volume), else (or with ``--dir-pool``) on its dir
@@ -37,7 +37,7 @@ from nova_lxd.lxd import client
 
 from benchmarks import verdict
 
-LIMIT = 1.5
+LIMIT = 0.8
 # (class, method, step) timed by --steps, in the order a boot calls them.
 STEPS = (
     (api_servers.ServersController, 'create', 'API: create'),
