@@ -43,6 +43,8 @@ MILESTONES = (
     ('API accepted (POST returned)', 'nova_api', 'POST /v2.1/servers"'),
     ('Placement: allocation claimed', 'placement-app', '"PUT /allocations/'),
     ('compute: resources claimed', 'nova-compute', 'Claim successful'),
+    ('compute: port plugged (os-vif)', 'nova-compute',
+     'Successfully plugged vif'),
     ('OVS agent: told of the port bound', 'neutron-ovs-agent', 'updated.'),
     ('OVS agent: port wired', 'neutron-ovs-agent',
      'Configuration for devices up'),
