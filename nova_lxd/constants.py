@@ -42,6 +42,9 @@ EPHEMERAL_DEVICE: Final = 'ephemeral0'
 RESCUE_ROOT_DEVICE: Final = 'original-root'
 VOLUME_DEVICE_PREFIX: Final = 'nova-volume-'       # + Cinder volume id
 PORT_DEVICE_PREFIX: Final = 'nova-port-'           # + Neutron port id
+# The container's end of a port's veth pair on the host: the host end's
+# name (tapXXX, Neutron's devname) with this instead of its first three.
+CONTAINER_END_PREFIX: Final = 'nlx'
 GPU_DEVICE_PREFIX: Final = 'nova-gpu-'             # + 0, 1, 2...
 
 # Profiles: nova-gpu-<12 hex digits of the settings' hash>, shared by

@@ -8,9 +8,14 @@ veth pair whose host end carries the name Neutron gave the port (its
   bridge qbrXXX and links it to the OVS bridge; LXD's ``bridged`` nic puts
   tapXXX on qbrXXX.
 * Native OVS and OVN: os-vif makes the OVS port tapXXX with Neutron's
-  external-ids (iface-id, attached-mac, vm-uuid); LXD's ``p2p`` nic creates
-  the tapXXX device each time the container starts, and OVS adopts it.
-  LXD itself never touches OVS.
+  external-ids (iface-id, attached-mac, vm-uuid) on a veth pair made at
+  plug time; LXD's ``physical`` nic moves the other end, nlxXXX, into the
+  container while it runs. The port's device is on the switch before the
+  container is created, so Neutron's agent wires the port while LXD
+  creates and starts it, and it stays across stops. With ``quota:vif_*``
+  limits (which LXD shapes only on host ends it makes) LXD's ``p2p`` nic
+  creates the tapXXX device each time the container starts instead, and
+  OVS adopts it. LXD itself never touches OVS.
 
 Linux bridge ports (``bridge``) are gone from Nova 34 and os-vif 5, and
 SR-IOV, vhost-user and other VIF types cannot reach a container: they are
@@ -25,9 +30,11 @@ from nova.network import model as network_model
 from nova.network import os_vif_util
 import os_vif
 from os_vif import exception as osv_exception
+from os_vif.internal.ip.api import ip as ip_lib
 from os_vif import objects as osv_objects
 from oslo_log import log as logging
 from oslo_utils import excutils
+from vif_plug_ovs import linux_net
 
 from nova_lxd import constants
 from nova_lxd import container
@@ -82,6 +89,21 @@ def osvif_vif(vif):
                   type(obj).__name__)
 
 
+def container_end(obj):
+    """The container's end of a veth pair made at plug: tapXXX -> nlxXXX."""
+    return constants.CONTAINER_END_PREFIX + obj.vif_name[3:]
+
+
+def paired_at_plug(obj, extra_specs):
+    """Whether plug makes the port's veth pair (a native OVS port).
+
+    Not with ``quota:vif_*`` limits: LXD shapes only host ends it makes
+    itself (a ``p2p`` nic at each start).
+    """
+    return (isinstance(obj, osv_objects.vif.VIFOpenVSwitch) and
+            not container.nic_limits(extra_specs))
+
+
 def nic_device(vif, obj, interface, extra_specs):
     """The LXD nic device of a port, tied to what os-vif plugged.
 
@@ -89,16 +111,23 @@ def nic_device(vif, obj, interface, extra_specs):
     the flavor's (``quota:vif_*`` become the nic's limits).
     """
     if isinstance(obj, osv_objects.vif.VIFBridge):
-        device = {'nictype': 'bridged', 'parent': obj.bridge_name}
+        device = {'nictype': 'bridged', 'parent': obj.bridge_name,
+                  'host_name': obj.vif_name}
+    elif paired_at_plug(obj, extra_specs):
+        device = {'nictype': 'physical', 'parent': container_end(obj)}
     else:
-        device = {'nictype': 'p2p'}
+        device = {'nictype': 'p2p', 'host_name': obj.vif_name}
     device.update({'type': 'nic', 'name': interface,
-                   'host_name': obj.vif_name, 'hwaddr': vif['address']})
-    mtu = vif['network'].get_meta('mtu')
+                   'hwaddr': vif['address']})
+    mtu = _mtu(vif)
     if mtu:
         device['mtu'] = str(mtu)
     device.update(container.nic_limits(extra_specs))
     return device
+
+
+def _mtu(vif):
+    return vif['network'].get_meta('mtu')
 
 
 def _interfaces_in_use(devices):
@@ -165,26 +194,64 @@ class VIFs(object):
         return nic_devices(network_info, instance.flavor.extra_specs)
 
     def plug(self, instance, network_info):
+        """Plug every port; a veth pair that is there already is kept."""
         info = os_vif_util.nova_to_osvif_instance(instance)
         for vif in network_info or ():
+            obj = osvif_vif(vif)
+            if (paired_at_plug(obj, instance.flavor.extra_specs) and
+                    not ip_lib.exists(obj.vif_name)):
+                try:
+                    linux_net.create_veth_pair(
+                        obj.vif_name, container_end(obj), _mtu(vif))
+                except Exception as e:
+                    raise VIFError(reason='os-vif could not make the veth '
+                                          'pair of Neutron port %s: %s' % (
+                                              vif['id'], e))
             try:
-                os_vif.plug(osvif_vif(vif), info)
+                os_vif.plug(obj, info)
             except osv_exception.ExceptionBase as e:
                 raise VIFError(reason='os-vif could not plug Neutron port '
                                       '%s: %s' % (vif['id'], e))
 
     def replug(self, instance, network_info):
-        """Unplug and plug every port of a stopped container.
+        """Plug every port of a stopped container again, before a start.
 
-        Each start makes the p2p nics' host devices anew; Open vSwitch's
-        userspace datapath keeps reading the device of the port's name it
-        opened first, gone with the stop, and the server has no network
-        (the kernel datapath would recover). A port removed and added
-        again while the container is stopped is taken up when its device
-        appears, as at the first boot.
+        A port whose host device is gone (p2p and bridged nics' at every
+        stop; a veth pair made at plug after a member reboot) is unplugged
+        first: the start or the plug makes a new device of the same name,
+        and Open vSwitch's userspace datapath would keep reading the one
+        it opened first (the server then has no network; the kernel
+        datapath would recover). A port removed and added again is taken
+        up when its device appears, as at the first boot. A veth pair
+        still there stays plugged, its port wired.
+
+        A native port's ``p2p`` nic from before the pairs (a container
+        made by an earlier nova-lxd) becomes the ``physical`` nic of its
+        pair, or LXD would find the pair's host end in the way.
         """
-        self.unplug(instance, network_info)
+        gone = [vif for vif in network_info or ()
+                if not ip_lib.exists(osvif_vif(vif).vif_name)]
+        self.unplug(instance, gone)
         self.plug(instance, network_info)
+        self._pair_p2p_nics(instance, network_info)
+
+    def _pair_p2p_nics(self, instance, network_info):
+        if not network_info:
+            return
+        name = container.name(instance)
+        devices = self.lxd.instance(name)['devices']
+        specs = instance.flavor.extra_specs
+        renewed = {}
+        for vif in network_info:
+            found = devices.get(device_name(vif), {})
+            obj = osvif_vif(vif)
+            if found.get('nictype') == 'p2p' and paired_at_plug(obj, specs):
+                renewed[device_name(vif)] = nic_device(
+                    vif, obj, found['name'], specs)
+        if renewed:
+            LOG.info('Nics %s become physical nics on veth pairs',
+                     ', '.join(sorted(renewed)), instance=instance)
+            self.lxd.update_instance(name, {'devices': renewed})
 
     def unplug(self, instance, network_info):
         """Unplug every port; one failing does not keep the others."""

@@ -23,8 +23,9 @@ from vif_plug_ovs import privsep as vif_plug_privsep
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 # The tap device of the userspace (netdev) datapath.
 NETDEV_DATAPATH = 'ovs-netdev'
-# Nova's names for the host side of a port (nova.network.model).
-PORT_DEVICES = ('tap', 'qbr', 'qvb', 'qvo')
+# Nova's names for the host side of a port (nova.network.model), and the
+# container's end of a native port's veth pair while it is not running.
+PORT_DEVICES = ('tap', 'qbr', 'qvb', 'qvo', 'nlx')
 
 
 def run(*args, env=None):

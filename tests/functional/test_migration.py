@@ -483,8 +483,8 @@ class NetworkMigrationTest(MigrationTestCase):
         self.assertGreater(int(self.ovs.interface(self.tap(port),
                                                   'ofport')), 0)
         nic = self.container(server)['devices']['nova-port-' + port['id']]
-        self.assertEqual(('p2p', self.tap(port)),
-                         (nic['nictype'], nic['host_name']))
+        self.assertEqual(('physical', 'nlx' + port['id'][:11]),
+                         (nic['nictype'], nic['parent']))
         result = self.lxd.instances.get(
             server['OS-EXT-SRV-ATTR:instance_name']).execute(
                 ['cat', '/sys/class/net/eth0/address'])
@@ -493,8 +493,8 @@ class NetworkMigrationTest(MigrationTestCase):
     def assertNicIn(self, port, server):
         """The container has the port's nic and its MAC where it runs."""
         nic = self.container(server)['devices']['nova-port-' + port['id']]
-        self.assertEqual(('p2p', self.tap(port)),
-                         (nic['nictype'], nic['host_name']))
+        self.assertEqual(('physical', 'nlx' + port['id'][:11]),
+                         (nic['nictype'], nic['parent']))
         result = self.lxd.instances.get(
             server['OS-EXT-SRV-ATTR:instance_name']).execute(
                 ['cat', '/sys/class/net/eth0/address'])

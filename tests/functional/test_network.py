@@ -104,6 +104,8 @@ class NetworkTest(Ports, base.ServersTestCase):
                 'master'])
         else:
             ovs_port = tap
+            # The pair's other end is in the container, not on the host.
+            self.assertIsNone(ovs.link('nlx' + port['id'][:11]))
         self.assertIn(ovs_port, self.ovs.ports(self.bridge))
         ids = self.ovs.external_ids(ovs_port)
         self.assertEqual((port['id'], port['mac_address'], server['id']),
@@ -128,13 +130,18 @@ class NetworkTest(Ports, base.ServersTestCase):
         devices = self.container(server)['devices']
         self.assertEqual(
             {'nova-port-' + hybrid['id']: 'bridged',
-             'nova-port-' + native['id']: 'p2p'},
+             'nova-port-' + native['id']: 'physical'},
             {k: d['nictype'] for k, d in devices.items()
              if d['type'] == 'nic'})
 
         server = self._stop_server(server)
-        # The container's veths go with it; the OVS records stay.
-        self.assertIsNone(ovs.link('tap' + native['id'][:11]))
+        # The bridged nic's veth goes with the container; the native
+        # port's pair made at plug stays, its other end back on the host
+        # (LXD gives back what it moved in), its OVS port in use.
+        self.assertIsNone(ovs.link('tap' + hybrid['id'][:11]))
+        self.assertIsNotNone(ovs.link('nlx' + native['id'][:11]))
+        self.assertGreater(int(self.ovs.interface(
+            'tap' + native['id'][:11], 'ofport')), 0)
         # A member reboot loses what os-vif made on the host: start plugs
         # it again.
         for prefix in ('qbr', 'qvb'):
@@ -156,14 +163,34 @@ class NetworkTest(Ports, base.ServersTestCase):
         # made on the host is gone, the OVS database kept its ports.
         self.lxd.instances.get(server['OS-EXT-SRV-ATTR:instance_name']).stop(
             force=True, wait=True)
-        for prefix in ('qbr', 'qvb'):
-            ovs.run('ip', 'link', 'del', prefix + hybrid['id'][:11])
+        for name in ('qbr' + hybrid['id'][:11], 'qvb' + hybrid['id'][:11],
+                     'tap' + native['id'][:11]):
+            ovs.run('ip', 'link', 'del', name)
         self.use_socket(member)
         self.restart_compute_service(self.computes[member],
                                      keep_hypervisor_state=False)
         self.assertEqual('Running', self.container(server)['status'])
         self.assertWired(hybrid, server, 'eth0', hybrid=True)
         self.assertWired(native, server, 'eth1', hybrid=False)
+
+    def test_p2p_nic_of_an_earlier_driver_becomes_a_pair_at_start(self):
+        port = self.port()
+        server = self.boot_with(port)
+        server = self._stop_server(server)
+        # As an earlier nova-lxd left it: a p2p nic, no pair on the host.
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        tap = 'tap' + port['id'][:11]
+        found = self.lxd.instances.get(name)
+        found.devices['nova-port-' + port['id']] = {
+            'type': 'nic', 'nictype': 'p2p', 'name': 'eth0',
+            'host_name': tap, 'hwaddr': port['mac_address'],
+            'mtu': str(MTU)}
+        found.save(wait=True)
+        ovs.run('ip', 'link', 'del', tap)
+        server = self._start_server(server)
+        self.assertEqual('physical', self.container(server)['devices'][
+            'nova-port-' + port['id']]['nictype'])
+        self.assertWired(port, server, 'eth0', hybrid=False)
 
     def test_unrescue_plugs_ports_again(self):
         hybrid = self.port(hybrid=True)

@@ -328,6 +328,10 @@ class NetworkHooksTest(DriverTestCase):
         self.plug = self.useFixture(fixtures.MockPatch('os_vif.plug')).mock
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock
+        self.exists = self.useFixture(fixtures.MockPatch(
+            'nova_lxd.network.ip_lib.exists', return_value=False)).mock
+        self.make_pair = self.useFixture(fixtures.MockPatch(
+            'vif_plug_ovs.linux_net.create_veth_pair')).mock
         self.driver.vifs.local_member = 'lxd1'
         self.inst = fakes.instance(
             uuid=uuids.one, node='lxd1',
@@ -358,9 +362,11 @@ class NetworkHooksTest(DriverTestCase):
         port = fakes.vif(fakes.NATIVE)
         self.driver.attach_interface(None, self.inst, None, port)
         self.plug.assert_called_once()
+        self.make_pair.assert_called_once()
         (name, patch), _ = self.lxd.update_instance.call_args
         device = patch['devices']['nova-port-' + port['id']]
-        self.assertEqual(('eth1', 'p2p'), (device['name'], device['nictype']))
+        self.assertEqual(('eth1', 'physical'),
+                         (device['name'], device['nictype']))
 
     def test_attach_refused_by_lxd_unplugs(self):
         self.lxd.update_instance.side_effect = driver.errors.LXDError(
@@ -416,3 +422,9 @@ class NetworkHooksTest(DriverTestCase):
         self.driver.power_on(None, self.inst, [fakes.vif(fakes.NATIVE)])
         self.assertEqual([mock.call.unplug(), mock.call.plug(),
                           mock.call.start()], calls.mock_calls)
+        # A veth pair that outlived the stop stays plugged.
+        self.exists.return_value = True
+        calls = self.lifecycle(running=False)
+        self.driver.power_on(None, self.inst, [fakes.vif(fakes.NATIVE)])
+        self.assertEqual([mock.call.plug(), mock.call.start()],
+                         calls.mock_calls)

@@ -24,7 +24,7 @@ class NicDeviceTest(test.NoDBTestCase):
              'mtu': '1450'},
             network.nic_device(port, network.osvif_vif(port), 'eth0', {}))
 
-    def test_native_ovs_is_a_p2p_nic_and_os_vif_creates_the_ovs_port(self):
+    def test_native_ovs_is_a_physical_nic_on_the_veth_made_at_plug(self):
         for details in (fakes.NATIVE, fakes.OVN):
             port = fakes.vif(details)
             obj = network.osvif_vif(port)
@@ -32,11 +32,28 @@ class NicDeviceTest(test.NoDBTestCase):
             self.assertTrue(obj.port_profile.create_port)
             self.assertEqual(uuids.port, obj.port_profile.interface_id)
             self.assertEqual('br-int', obj.network.bridge)
+            self.assertTrue(network.paired_at_plug(obj, {}))
+            # LXD moves the pair's other end into the container.
             self.assertEqual(
-                {'type': 'nic', 'nictype': 'p2p', 'name': 'eth1',
-                 'host_name': 'tap' + uuids.port[:11], 'hwaddr': fakes.MAC,
+                {'type': 'nic', 'nictype': 'physical', 'name': 'eth1',
+                 'parent': 'nlx' + uuids.port[:11], 'hwaddr': fakes.MAC,
                  'mtu': '1450'},
                 network.nic_device(port, obj, 'eth1', {}))
+
+    def test_native_ovs_with_vif_quotas_is_a_p2p_nic_lxd_shapes(self):
+        port = fakes.vif(fakes.NATIVE)
+        obj = network.osvif_vif(port)
+        quota = {'quota:vif_inbound_average': '1000'}
+        self.assertFalse(network.paired_at_plug(obj, quota))
+        self.assertEqual(
+            {'type': 'nic', 'nictype': 'p2p', 'name': 'eth0',
+             'host_name': 'tap' + uuids.port[:11], 'hwaddr': fakes.MAC,
+             'mtu': '1450', 'limits.ingress': '8000kbit'},
+            network.nic_device(port, obj, 'eth0', quota))
+
+    def test_hybrid_plug_makes_no_pair(self):
+        port = fakes.vif(fakes.HYBRID)
+        self.assertFalse(network.paired_at_plug(network.osvif_vif(port), {}))
 
     def test_no_mtu_when_neutron_gives_none(self):
         port = fakes.vif(fakes.NATIVE, mtu=None)
@@ -65,7 +82,7 @@ class NicDeviceTest(test.NoDBTestCase):
              fakes.vif(fakes.NATIVE, port=uuids.b)], {})
         self.assertEqual(
             {'nova-port-' + uuids.a: ('eth0', 'bridged'),
-             'nova-port-' + uuids.b: ('eth1', 'p2p')},
+             'nova-port-' + uuids.b: ('eth1', 'physical')},
             {k: (d['name'], d['nictype']) for k, d in devices.items()})
         self.assertEqual({}, network.nic_devices(None, {}))
         # cloud-init's network config names them the same.
@@ -127,11 +144,17 @@ class PluggedTest(test.NoDBTestCase):
             'os_vif.plug')).mock
         self.unplug = self.useFixture(test.fixtures.MockPatch(
             'os_vif.unplug')).mock
+        # The host's devices: none there yet.
+        self.exists = self.useFixture(test.fixtures.MockPatch(
+            'nova_lxd.network.ip_lib.exists', return_value=False)).mock
+        self.make_pair = self.useFixture(test.fixtures.MockPatch(
+            'vif_plug_ovs.linux_net.create_veth_pair')).mock
         self.instance = fakes.instance(
             uuid=uuids.instance, node='lxd1')
         self.instance.flavor = objects.Flavor(extra_specs={})
         self.virtapi = FakeVirtAPI()
         self.vifs = network.VIFs(self.virtapi, mock.Mock(), 'lxd1')
+        self.vifs.lxd.instance.return_value = {'devices': {}}
         self.cleanup = mock.Mock()
         self.ports = [fakes.vif(fakes.HYBRID, port=uuids.up),
                       fakes.vif(fakes.NATIVE, port=uuids.down, active=False)]
@@ -193,6 +216,64 @@ class PluggedTest(test.NoDBTestCase):
                               self.instance, self.ports)
         self.assertIn(uuids.up, str(e))
         self.assertIn('ovsdb unreachable', str(e))
+
+    def test_plug_makes_the_native_port_s_veth_pair_before_os_vif(self):
+        calls = mock.Mock()
+        self.make_pair.side_effect = lambda *a: calls.make_pair(*a)
+        self.plug.side_effect = lambda obj, info: calls.plug(obj.vif_name)
+        self.vifs.plug(self.instance, self.ports)
+        up, down = 'tap' + uuids.up[:11], 'tap' + uuids.down[:11]
+        # Hybrid: os-vif makes its bridge and veth; LXD the tap at start.
+        self.assertEqual(
+            [mock.call.plug(up),
+             mock.call.make_pair(down, 'nlx' + uuids.down[:11], 1450),
+             mock.call.plug(down)], calls.mock_calls)
+
+    def test_plug_keeps_a_pair_that_is_there(self):
+        # nova-compute restarted beside a running container.
+        self.exists.return_value = True
+        self.vifs.plug(self.instance, self.ports)
+        self.make_pair.assert_not_called()
+        self.assertEqual(2, self.plug.call_count)
+
+    def test_failed_pair_names_the_port_and_plugs_nothing_more(self):
+        self.make_pair.side_effect = OSError('File exists')
+        e = self.assertRaises(network.VIFError, self.vifs.plug,
+                              self.instance, self.ports[1:])
+        self.assertIn(uuids.down, str(e))
+        self.assertIn('File exists', str(e))
+        self.plug.assert_not_called()
+
+    def test_replug_unplugs_only_the_ports_whose_device_is_gone(self):
+        # The native port's pair outlived the stop; the hybrid port's tap
+        # went with it.
+        self.exists.side_effect = lambda name: name == 'tap' + uuids.down[:11]
+        self.vifs.replug(self.instance, self.ports)
+        self.assertEqual(['tap' + uuids.up[:11]],
+                         [c.args[0].vif_name for c in
+                          self.unplug.call_args_list])
+        self.assertEqual(2, self.plug.call_count)
+        self.make_pair.assert_not_called()
+
+    def test_replug_turns_a_p2p_nic_of_before_into_the_pair_s(self):
+        # A container made by an earlier nova-lxd: p2p nics, no pairs.
+        self.vifs.lxd.instance.return_value = {'devices': {
+            'nova-port-' + uuids.up: {'type': 'nic', 'nictype': 'bridged',
+                                      'name': 'eth0'},
+            'nova-port-' + uuids.down: {'type': 'nic', 'nictype': 'p2p',
+                                        'name': 'eth1'}}}
+        self.vifs.replug(self.instance, self.ports)
+        self.make_pair.assert_called_once()
+        self.vifs.lxd.update_instance.assert_called_once_with(
+            self.instance.name, {'devices': {'nova-port-' + uuids.down: {
+                'type': 'nic', 'nictype': 'physical', 'name': 'eth1',
+                'parent': 'nlx' + uuids.down[:11], 'hwaddr': fakes.MAC,
+                'mtu': '1450'}}})
+        # Made since: nothing to change.
+        self.vifs.lxd.update_instance.reset_mock()
+        self.vifs.lxd.instance.return_value = {'devices': {}}
+        self.vifs.replug(self.instance, self.ports)
+        self.vifs.lxd.update_instance.assert_not_called()
 
     def test_unplug_goes_on_after_a_failure_and_skips_refused_ports(self):
         self.unplug.side_effect = [RuntimeError('gone'), None]
