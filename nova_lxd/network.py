@@ -28,13 +28,13 @@ import nova.conf
 from nova import exception
 from nova.network import model as network_model
 from nova.network import os_vif_util
+from nova.privsep import linux_net as nova_net
 import os_vif
 from os_vif import exception as osv_exception
-from os_vif.internal.ip.api import ip as ip_lib
 from os_vif import objects as osv_objects
 from oslo_log import log as logging
 from oslo_utils import excutils
-from vif_plug_ovs import linux_net
+from vif_plug_ovs import linux_net as osvif_net
 
 from nova_lxd import constants
 from nova_lxd import container
@@ -199,9 +199,9 @@ class VIFs(object):
         for vif in network_info or ():
             obj = osvif_vif(vif)
             if (paired_at_plug(obj, instance.flavor.extra_specs) and
-                    not ip_lib.exists(obj.vif_name)):
+                    not nova_net.device_exists(obj.vif_name)):
                 try:
-                    linux_net.create_veth_pair(
+                    osvif_net.create_veth_pair(
                         obj.vif_name, container_end(obj), _mtu(vif))
                 except Exception as e:
                     raise VIFError(reason='os-vif could not make the veth '
@@ -230,7 +230,7 @@ class VIFs(object):
         pair, or LXD would find the pair's host end in the way.
         """
         gone = [vif for vif in network_info or ()
-                if not ip_lib.exists(osvif_vif(vif).vif_name)]
+                if not nova_net.device_exists(osvif_vif(vif).vif_name)]
         self.unplug(instance, gone)
         self.plug(instance, network_info)
         self._pair_p2p_nics(instance, network_info)

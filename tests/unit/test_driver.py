@@ -329,7 +329,7 @@ class NetworkHooksTest(DriverTestCase):
         self.unplug = self.useFixture(
             fixtures.MockPatch('os_vif.unplug')).mock
         self.exists = self.useFixture(fixtures.MockPatch(
-            'nova_lxd.network.ip_lib.exists', return_value=False)).mock
+            'nova.privsep.linux_net.device_exists', return_value=False)).mock
         self.make_pair = self.useFixture(fixtures.MockPatch(
             'vif_plug_ovs.linux_net.create_veth_pair')).mock
         self.driver.vifs.local_member = 'lxd1'

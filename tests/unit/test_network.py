@@ -146,7 +146,7 @@ class PluggedTest(test.NoDBTestCase):
             'os_vif.unplug')).mock
         # The host's devices: none there yet.
         self.exists = self.useFixture(test.fixtures.MockPatch(
-            'nova_lxd.network.ip_lib.exists', return_value=False)).mock
+            'nova.privsep.linux_net.device_exists', return_value=False)).mock
         self.make_pair = self.useFixture(test.fixtures.MockPatch(
             'vif_plug_ovs.linux_net.create_veth_pair')).mock
         self.instance = fakes.instance(

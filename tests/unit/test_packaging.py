@@ -1,6 +1,9 @@
 """What the installed wheel gives Nova (tox installs it, not a checkout)."""
 
 from importlib import metadata
+import os
+import subprocess
+import sys
 
 import testtools
 
@@ -21,3 +24,21 @@ class WheelTest(testtools.TestCase):
         (group, opts), = ours.load()()
         self.assertEqual('lxd', group.name)
         self.assertIn('endpoint', {o.name for o in opts})
+
+
+class ImportTest(testtools.TestCase):
+
+    def test_the_driver_imports_alone_from_a_checkout(self):
+        # As DevStack installs it (pip -e): nothing imported before it.
+        # os-vif refuses imports of its internals from outside its own
+        # folder (site-packages), so a checkout shows what a wheel hides.
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        found = subprocess.run(
+            [sys.executable, '-c',
+             'import nova_lxd.driver, sys; print(sys.modules['
+             '"nova_lxd.driver"].__file__)'],
+            cwd=root, capture_output=True, text=True)
+        self.assertEqual(0, found.returncode, found.stderr[-2000:])
+        self.assertEqual(os.path.join(root, 'nova_lxd', 'driver.py'),
+                         found.stdout.strip())
