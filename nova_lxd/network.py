@@ -233,21 +233,23 @@ class VIFs(object):
                 if not nova_net.device_exists(osvif_vif(vif).vif_name)]
         self.unplug(instance, gone)
         self.plug(instance, network_info)
-        self._pair_p2p_nics(instance, network_info)
+        # Only a port whose device was gone can have a p2p nic of before.
+        self._pair_p2p_nics(instance, gone)
 
     def _pair_p2p_nics(self, instance, network_info):
-        if not network_info:
-            return
+        specs = instance.flavor.extra_specs
+        paired = [vif for vif in network_info
+                  if paired_at_plug(osvif_vif(vif), specs)]
+        if not paired:
+            return      # no request to LXD
         name = container.name(instance)
         devices = self.lxd.instance(name)['devices']
-        specs = instance.flavor.extra_specs
         renewed = {}
-        for vif in network_info:
+        for vif in paired:
             found = devices.get(device_name(vif), {})
-            obj = osvif_vif(vif)
-            if found.get('nictype') == 'p2p' and paired_at_plug(obj, specs):
+            if found.get('nictype') == 'p2p':
                 renewed[device_name(vif)] = nic_device(
-                    vif, obj, found['name'], specs)
+                    vif, osvif_vif(vif), found['name'], specs)
         if renewed:
             LOG.info('Nics %s become physical nics on veth pairs',
                      ', '.join(sorted(renewed)), instance=instance)

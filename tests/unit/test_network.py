@@ -254,6 +254,8 @@ class PluggedTest(test.NoDBTestCase):
                           self.unplug.call_args_list])
         self.assertEqual(2, self.plug.call_count)
         self.make_pair.assert_not_called()
+        # No p2p nic of before to look for: LXD is not asked.
+        self.vifs.lxd.instance.assert_not_called()
 
     def test_replug_turns_a_p2p_nic_of_before_into_the_pair_s(self):
         # A container made by an earlier nova-lxd: p2p nics, no pairs.

@@ -1,4 +1,5 @@
-"""What the installed wheel gives Nova (tox installs it, not a checkout)."""
+"""What the installed wheel gives Nova (tox installs it), and that the
+driver imports from a checkout too (as DevStack installs it)."""
 
 from importlib import metadata
 import os
