@@ -47,6 +47,9 @@ class LXDServicesTestCase(integrated_helpers.ProviderUsageBaseTestCase):
         self.addCleanup(self.bed.remove_nova_volumes)
         self.addCleanup(self.bed.remove_imported_images)
         self.addCleanup(self.bed.remove_nova_containers)
+        # First of these (cleanups run last first): a daemon that died is
+        # named, and back before the removals above need it.
+        self.addCleanup(self.bed.check_daemons)
 
     def _wait_for_server_parameter(self, server, expected_params,
                                    max_retries=60, **kwargs):

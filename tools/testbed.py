@@ -257,6 +257,44 @@ class Testbed(object):
         with open(self.lxd_dirs[member] + '.pid') as f:
             return int(f.read().split()[0])
 
+    def dead_daemons(self):
+        """The members whose LXD daemon no longer runs."""
+        dead = []
+        for member in self.members:
+            try:
+                alive = (psutil.Process(self.daemon_pid(member)).status()
+                         != psutil.STATUS_ZOMBIE)
+            except (OSError, ValueError, psutil.NoSuchProcess):
+                alive = False
+            if not alive:
+                dead.append(member)
+        return dead
+
+    def check_daemons(self):
+        """A test's last word: no member's daemon died under it.
+
+        One that did is started again (the next tests have their cluster)
+        and the test fails with the end of the daemon's output, where LXD
+        says why it stopped (a Go panic goes there).
+        """
+        dead = self.dead_daemons()
+        if not dead:
+            return
+        tails = []
+        for member in dead:
+            try:
+                with open(self.lxd_dirs[member] + '.out',
+                          errors='replace') as f:
+                    tails.append('---- %s.out\n%s' % (
+                        member, ''.join(f.readlines()[-30:])))
+            except OSError as e:
+                tails.append('---- %s: no output (%s)' % (member, e))
+        self.revive()
+        raise testtools.TestCase.failureException(
+            'the LXD daemon of %s died during this test (started again); '
+            'the end of its output:\n%s' % (', '.join(dead),
+                                            '\n'.join(tails)))
+
     def kill_daemon(self, member):
         """SIGKILL the member's LXD daemon; its containers keep running."""
         pid = self.daemon_pid(member)

@@ -32,6 +32,7 @@ class DevStackOnTestbedTest(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.bed = testbed.Testbed()
+        self.addCleanup(self.bed.check_daemons)
         self.member = self.bed.members[0]
         self.other = self.bed.members[-1]
         self.project = 'nova-lxd-devstack-%s' % uuid.uuid4().hex[:8]

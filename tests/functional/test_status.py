@@ -32,6 +32,7 @@ class StatusTest(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.bed = testbed.Testbed()
+        self.addCleanup(self.bed.check_daemons)
         self.tmp = self.useFixture(fixtures.TempDir()).path
 
     def https(self, **overrides):

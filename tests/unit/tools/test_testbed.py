@@ -1,6 +1,7 @@
-"""tools/testbed's clean-up of a killed member's cgroups (no LXD)."""
+"""tools/testbed without LXD: a killed member's cgroups, dead daemons."""
 
 import os
+import subprocess
 from unittest import mock
 
 import fixtures
@@ -41,3 +42,41 @@ class KilledCgroupsTest(testtools.TestCase):
         self.assertEqual(['pids'], sorted(
             h for h in os.listdir(root)
             if os.path.exists(os.path.join(root, h, name))))
+
+
+class DeadDaemonsTest(testtools.TestCase):
+    """lxd1 runs (this test's child), lxd2's daemon has exited."""
+
+    def setUp(self):
+        super().setUp()
+        folder = self.useFixture(fixtures.TempDir()).path
+        alive = subprocess.Popen(['sleep', '60'])
+        self.addCleanup(alive.wait)
+        self.addCleanup(alive.kill)
+        gone = subprocess.Popen(['true'])
+        gone.wait()
+        self.bed = object.__new__(testbed.Testbed)
+        self.bed.members = ['lxd1', 'lxd2']
+        self.bed.lxd_dirs = {m: os.path.join(folder, m)
+                             for m in self.bed.members}
+        for member, pid in (('lxd1', alive.pid), ('lxd2', gone.pid)):
+            with open(self.bed.lxd_dirs[member] + '.pid', 'w') as f:
+                f.write('%d 4242\n' % pid)
+        with open(self.bed.lxd_dirs['lxd2'] + '.out', 'w') as f:
+            f.write('early line\n' * 40 + 'panic: runtime error\n')
+        self.revive = self.useFixture(fixtures.MockPatchObject(
+            self.bed, 'revive')).mock
+
+    def test_the_dead_one_is_named_restarted_and_its_output_shown(self):
+        self.assertEqual(['lxd2'], self.bed.dead_daemons())
+        e = self.assertRaises(testtools.TestCase.failureException,
+                              self.bed.check_daemons)
+        self.assertIn('daemon of lxd2 died', str(e))
+        self.assertIn('panic: runtime error', str(e))
+        self.assertEqual(29, str(e).count('early line'))
+        self.revive.assert_called_once_with()
+
+    def test_nothing_when_all_run(self):
+        self.bed.members = ['lxd1']
+        self.bed.check_daemons()
+        self.revive.assert_not_called()
