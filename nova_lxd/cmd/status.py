@@ -10,6 +10,7 @@ does. Run it on the compute host, as the user nova-compute runs as::
     nova-lxd-status [--config-file /etc/nova/nova.conf] check [--json]
 """
 
+import functools
 import json
 import shutil
 import socket
@@ -164,6 +165,23 @@ def _version(text):
         return tuple(int(p) for p in text.split('.')[:2])
     except ValueError:
         return (0, 0)
+
+
+def _lxd_may_fail(check):
+    """An LXD error during the check fails it; the later checks still run.
+
+    LXD may stop answering between two requests (a daemon restarting or
+    dying): the command reports that check, not a traceback.
+    """
+    @functools.wraps(check)
+    def run(self):
+        try:
+            return check(self)
+        except errors.LXDError as e:
+            return Result(Code.FAILURE, 'LXD failed during this check: %s. '
+                          'Check the member\'s daemon (lxc cluster list) '
+                          'and run the checks again.' % e)
+    return run
 
 
 class Checks(upgradecheck.UpgradeCommands):
@@ -436,7 +454,7 @@ class Checks(upgradecheck.UpgradeCommands):
                                'with an https:// [lxd] endpoint.')
         return result
 
-    _upgrade_checks = (
+    _upgrade_checks = tuple((name, _lxd_may_fail(check)) for name, check in (
         ('LXD reachable', _check_reachable),
         ('LXD trusts this client', _check_trusted),
         ('LXD server certificate', _check_certificate),
@@ -447,7 +465,7 @@ class Checks(upgradecheck.UpgradeCommands):
         ('GPU runtime', _check_gpus),
         ('Networking (os-vif, Open vSwitch)', _check_network),
         ('Clock skew', _check_clocks),
-    )
+    ))
 
 
 def _config(argv):

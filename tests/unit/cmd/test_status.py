@@ -12,6 +12,7 @@ from nova import exception
 from nova import test
 
 from nova_lxd.cmd import status
+from nova_lxd.lxd import errors
 
 Code = status.Code
 
@@ -170,3 +171,20 @@ class UnreachableLXDTest(test.NoDBTestCase):
             with mock.patch('sys.stdout', io.StringIO()):
                 self.assertEqual(255, status.main(
                     ['--config-file', os.devnull, 'check']))
+
+
+class LXDFailsMidwayTest(test.NoDBTestCase):
+    """LXD answered the first requests, then stopped answering."""
+
+    def test_that_check_fails_naming_it(self):
+        checks = status.Checks(status._config(
+            ['--config-file', os.devnull, 'check']))
+        checks._lxd = mock.Mock(info={'auth': 'trusted'})
+        checks._lxd.members.side_effect = errors.LXDError(
+            reason='cannot reach LXD: connection refused')
+        result = dict(checks._upgrade_checks)['Members and Nova hosts'](
+            checks)
+        self.assertEqual(Code.FAILURE, result.code)
+        self.assertIn('LXD failed during this check: LXD: cannot reach '
+                      'LXD: connection refused', result.details)
+        self.assertIn('lxc cluster list', result.details)
