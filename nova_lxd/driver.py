@@ -288,21 +288,25 @@ class LXDDriver(driver.ComputeDriver):
         ephemeral_gb = storage.check_disks(instance, block_device_info)
         container.check(instance.flavor, specs, instance.project_id,
                         container.gates(CONF.lxd))
-        inst_md = cloud_init.instance_metadata_of(
-            instance, injected_files, admin_password, network_info)
-        keys = container.Part(config=cloud_init.cloud_init_keys(
-            inst_md, network.interface_names(network_info),
-            self.lxd.server_version))
-        # (files, mode): the config drive (root only), Nova's injected files.
-        files = [(cloud_init.config_drive_files(instance, inst_md), '0400'),
-                 (dict(injected_files or ()), '0644')]
         try:
             ports = container.Part(
                 devices=self.vifs.devices(instance, network_info))
-            with self.disks.prepared(instance, block_device_info,
-                                     ephemeral_gb) as disks:
-                with self.vifs.plugged(instance, network_info, power_on,
-                                       lambda: self._delete(instance)):
+            # The ports are plugged as soon as Nova has them: Neutron's
+            # agent wires them (the boot waits for it) while the rest is
+            # made.
+            with self.vifs.plugged(instance, network_info, power_on,
+                                   lambda: self._delete(instance)):
+                inst_md = cloud_init.instance_metadata_of(
+                    instance, injected_files, admin_password, network_info)
+                keys = container.Part(config=cloud_init.cloud_init_keys(
+                    inst_md, network.interface_names(network_info),
+                    self.lxd.server_version))
+                # (files, mode): the config drive (root only), Nova's
+                # injected files.
+                files = [(cloud_init.config_drive_files(instance, inst_md),
+                          '0400'), (dict(injected_files or ()), '0644')]
+                with self.disks.prepared(instance, block_device_info,
+                                         ephemeral_gb) as disks:
                     self._create(context, instance, image_meta, specs,
                                  allocations, [keys, ports, disks], files,
                                  power_on)

@@ -348,6 +348,21 @@ class NetworkHooksTest(DriverTestCase):
             'nova-port-x': {'type': 'nic', 'name': 'eth0'}}}
         self.driver.images = mock.Mock()
 
+    def test_ports_plugged_before_the_metadata_and_the_container(self):
+        calls = mock.Mock()
+        self.plug.side_effect = lambda *a: calls.plug()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_lxd.cloud_init.instance_metadata_of',
+            lambda *a: calls.metadata()))
+        self.lxd.create_instance.side_effect = lambda *a: calls.create()
+        self.lxd.change_state = lambda *a: calls.start()
+        self.driver.vifs.virtapi = mock.MagicMock()
+        self.driver.spawn(None, self.inst, None, [], None, {},
+                          network_info=[fakes.vif()])
+        self.assertEqual([mock.call.plug(), mock.call.metadata(),
+                          mock.call.create(), mock.call.start()],
+                         calls.mock_calls)
+
     def test_unsupported_port_fails_spawn_before_anything_is_made(self):
         port = fakes.vif(vif_type='bridge')
         e = self.assertRaises(exception.BuildAbortException,
