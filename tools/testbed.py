@@ -271,7 +271,7 @@ class Testbed(object):
         return dead
 
     def check_daemons(self):
-        """A test's last word: no member's daemon died under it.
+        """At a test's end: no member's daemon died under it.
 
         One that did is started again (the next tests have their cluster)
         and the test fails with the end of the daemon's output, where LXD
