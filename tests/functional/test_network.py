@@ -26,10 +26,6 @@ class Ports(object):
     def setUp(self):
         super().setUp()
         self.ovs = self.useFixture(ovs.OpenVSwitch(self))
-        # The containers a test leaves go before the switch and its ports
-        # (LXD gives a stopping container's nic back; a removed port's
-        # device would be gone from under it).
-        self.addCleanup(self.bed.remove_nova_containers)
         self.bridge = 'nlx-' + uuid.uuid4().hex[:8]
         self.ovs.add_bridge(self.bridge)
         # Nova's own default is 300 s; the fixture sets 0 (no wait).
