@@ -238,18 +238,19 @@ class VIFs(object):
 
     def _pair_p2p_nics(self, instance, network_info):
         specs = instance.flavor.extra_specs
-        paired = [vif for vif in network_info
-                  if paired_at_plug(osvif_vif(vif), specs)]
+        paired = [(vif, obj) for vif, obj in
+                  ((vif, osvif_vif(vif)) for vif in network_info)
+                  if paired_at_plug(obj, specs)]
         if not paired:
             return      # no request to LXD
         name = container.name(instance)
         devices = self.lxd.instance(name)['devices']
         renewed = {}
-        for vif in paired:
+        for vif, obj in paired:
             found = devices.get(device_name(vif), {})
             if found.get('nictype') == 'p2p':
                 renewed[device_name(vif)] = nic_device(
-                    vif, osvif_vif(vif), found['name'], specs)
+                    vif, obj, found['name'], specs)
         if renewed:
             LOG.info('Nics %s become physical nics on veth pairs',
                      ', '.join(sorted(renewed)), instance=instance)
