@@ -31,7 +31,7 @@ class Cloud:
     host: str = '127.0.0.1'     # every service listens here
     region: str = 'RegionOne'
     amqp_port: int = 5672
-    network: str = 'ovs'        # "ovs" or "none" (Neutron's API alone)
+    network: str = 'ovs'        # "ovs", "ovn" or "none" (Neutron's API alone)
     lxd_project: str = 'nova-lxd-cloud'
     lxd_pool: str = 'testbed-btrfs'
     bridge_prefix: str = 'brnlc-'   # + member: its agent's integration bridge
@@ -69,6 +69,10 @@ class Cloud:
     @property
     def ovsdb(self):
         return 'unix:%s' % os.path.join(self.state, 'ovs', 'db.sock')
+
+    def ovn_db(self, name):
+        """OVN's database ``name`` ("nb" or "sb"): its unix socket."""
+        return 'unix:%s' % os.path.join(self.state, 'ovn', name + '.sock')
 
     @property
     def transport_url(self):
@@ -182,6 +186,12 @@ def neutron_conf(cloud):
             'transport_url': cloud.transport_url,
             'notify_nova_on_port_status_changes': 'true',
             'notify_nova_on_port_data_changes': 'true',
+            # Neutron sends Nova's events in batches, one batch at most per
+            # interval (2 s by default, 1 the least). With OVN the port's
+            # network-vif-plugged leaves the process that has just sent
+            # the binding's network-changed: it reached Nova 1.73 s after
+            # the plug at 2 s, 0.82 s at 1 (boot_trace, medians of 6).
+            'send_events_interval': 1,
             'state_path': neutron,
             'api_paste_config': os.path.join(
                 cloud.venv, 'etc', 'neutron', 'api-paste.ini'),
@@ -195,16 +205,25 @@ def neutron_conf(cloud):
 
 def ml2_conf(cloud):
     # Provider networks only (flat, on physnet): no tenant networks.
-    return _conf({
+    sections = {
         'ml2': {
             'type_drivers': 'flat',
             'tenant_network_types': '',
-            'mechanism_drivers':
-                'openvswitch' if cloud.network == 'ovs' else '',
+            'mechanism_drivers': {'ovs': 'openvswitch', 'ovn': 'ovn'}.get(
+                cloud.network, ''),
             'extension_drivers': 'port_security',
         },
         'ml2_type_flat': {'flat_networks': cloud.physnet},
-    })
+    }
+    if cloud.network == 'ovn':
+        # No OVN metadata agent: two on one host would make the same
+        # namespace (ovnmeta-<network>). Servers get a config drive.
+        sections['ovn'] = {
+            'ovn_nb_connection': cloud.ovn_db('nb'),
+            'ovn_sb_connection': cloud.ovn_db('sb'),
+            'ovn_metadata_enabled': 'false',
+        }
+    return _conf(sections)
 
 
 def ovs_agent_conf(cloud, member, index):
@@ -296,6 +315,9 @@ def nova_conf(cloud):
             'vif_plugging_timeout': 120,
             # A resize may keep the container on its member (changed live).
             'allow_resize_to_same_host': 'true',
+            # With OVN there is no metadata service here: cloud-init reads
+            # the config drive.
+            'force_config_drive': str(cloud.network == 'ovn').lower(),
         },
         'api': {'auth_strategy': 'keystone'},
         'wsgi': {'api_paste_config': os.path.join(cloud.etc, 'api-paste.ini')},
@@ -517,7 +539,8 @@ def parse_args(argv):
     parser.add_argument('--host', required=True)
     parser.add_argument('--region', required=True)
     parser.add_argument('--amqp-port', type=int, required=True)
-    parser.add_argument('--network', choices=('ovs', 'none'), required=True)
+    parser.add_argument('--network', choices=('ovs', 'ovn', 'none'),
+                        required=True)
     parser.add_argument('--lxd-project', required=True)
     parser.add_argument('--lxd-pool', required=True)
     parser.add_argument('--bridge-prefix', required=True)

@@ -133,6 +133,36 @@ class CloudConfigTest(testtools.TestCase):
         self.assertNotIn('dhcp-agent.conf', files)
         self.assertNotIn('metadata-agent.conf', files)
 
+    def test_ovn_instead_of_the_agents(self):
+        self.cloud.network = 'ovn'
+        files = cloud_config.configs(self.cloud)
+        ml2 = files['ml2.conf']
+        self.assertEqual('ovn', ml2['ml2']['mechanism_drivers'])
+        self.assertEqual('flat', ml2['ml2']['type_drivers'])
+        self.assertEqual(
+            'unix:%s' % os.path.join(self.state, 'ovn', 'nb.sock'),
+            ml2['ovn']['ovn_nb_connection'])
+        self.assertEqual(
+            'unix:%s' % os.path.join(self.state, 'ovn', 'sb.sock'),
+            ml2['ovn']['ovn_sb_connection'])
+        # No metadata service: every server gets a config drive.
+        self.assertEqual('false', ml2['ovn']['ovn_metadata_enabled'])
+        self.assertEqual(
+            'true', files['nova.conf']['DEFAULT']['force_config_drive'])
+        # The port's network-vif-plugged leaves the process that sent the
+        # binding's network-changed: it waits out no 2 s batch.
+        self.assertEqual(
+            '1', files['neutron.conf']['DEFAULT']['send_events_interval'])
+        self.assertFalse([n for n in files if n.startswith('ovs-agent-')])
+        self.assertNotIn('dhcp-agent.conf', files)
+        self.assertNotIn('metadata-agent.conf', files)
+
+    def test_config_drive_only_when_asked_with_the_agents(self):
+        files = cloud_config.configs(self.cloud)
+        self.assertEqual(
+            'false', files['nova.conf']['DEFAULT']['force_config_drive'])
+        self.assertNotIn('ovn', files['ml2.conf'])
+
     def test_write_all(self):
         for name in (('glance', 'glance-api-paste.ini'),
                      ('nova', 'api-paste.ini')):
