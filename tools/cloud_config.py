@@ -189,7 +189,7 @@ def neutron_conf(cloud):
             # Neutron sends Nova's events in batches, one batch at most per
             # interval (2 s by default, 1 the least). With OVN the port's
             # network-vif-plugged leaves the process that has just sent
-            # the binding's network-changed: it reached Nova 1.73 s after
+            # the binding's network-changed: it reached Nova 1.72 s after
             # the plug at 2 s, 0.82 s at 1 (boot_trace, medians of 6).
             'send_events_interval': 1,
             'state_path': neutron,
