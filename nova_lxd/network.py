@@ -238,8 +238,8 @@ class VIFs(object):
 
     def _pair_p2p_nics(self, instance, network_info):
         specs = instance.flavor.extra_specs
-        paired = [(vif, obj) for vif, obj in
-                  ((vif, osvif_vif(vif)) for vif in network_info)
+        vifs = ((vif, osvif_vif(vif)) for vif in network_info)
+        paired = [(vif, obj) for vif, obj in vifs
                   if paired_at_plug(obj, specs)]
         if not paired:
             return      # no request to LXD
